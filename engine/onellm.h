@@ -1,0 +1,10 @@
+/* libonellm: OneLLM inference on Vulkan compute, without GStreamer. Include this one header. */
+#pragma once
+
+#include "error.h"
+#include "types.h"
+#include "device.h"
+#include "memory.h"
+#include "tensor.h"
+#include "graph.h"
+#include "ops.h"

@@ -1,0 +1,9 @@
+#!/bin/sh
+# The onellm plugin registers and gst-inspect-1.0 shows its metadata (GST_PLUGIN_PATH_1_0 points at the build).
+set -eu
+out=$(gst-inspect-1.0 onellm)
+echo "$out"
+echo "$out" | grep -q "Name *onellm"
+echo "$out" | grep -q "License *LGPL"
+echo "$out" | grep -q "Version *$1"
+echo "$out" | grep -q "Filename .*libgstonellm"
