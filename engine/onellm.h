@@ -8,3 +8,4 @@
 #include "tensor.h"
 #include "graph.h"
 #include "ops.h"
+#include "tokenizer.h"
