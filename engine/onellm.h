@@ -9,3 +9,5 @@
 #include "graph.h"
 #include "ops.h"
 #include "tokenizer.h"
+#include "sampler.h"
+#include "prompt.h"
