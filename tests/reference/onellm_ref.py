@@ -1,9 +1,9 @@
 # Independent PyTorch reference of OneLLM inference, written from shared/docs/onellm-model-spec.md.
 """Plain-torch reference of the released OneLLM model (spec = shared/docs/onellm-model-spec.md).
 
-Reads top to bottom in the order data flows:
-  checkpoint loading and hyperparameters (spec §8) -> numerics (§7) -> per-modality tokenizers (§2.1, §2.6)
-  -> CLIP ViT (§3) -> UPM (§4) -> LLaMA with KV cache, splicing, greedy generation (§5, §6) -> prompt (§6.2).
+Reads top to bottom in the order data flows: checkpoint loading and hyperparameters (spec §8)
+  -> numerics (§7) -> per-modality tokenizers (§2.1, §2.6) -> CLIP ViT (§3) -> UPM (§4)
+  -> LLaMA with KV cache, splicing, greedy generation (§5, §6) -> prompt (§6.2).
 
 One sample at a time (no batch dimension). Two precisions:
   fp32 (default): weights and every operation in float32.
@@ -27,6 +27,12 @@ MODALITIES = ("image", "video", "audio", "point", "rgbd", "rgbn", "fmri", "imu")
 IMAGE_LIKE = ("image", "video", "rgbd", "rgbn")     # CLIP's conv1 and positional embedding (§2.1)
 BOS_ID, EOS_ID = 1, 2
 KEY_PREFIX = "llma."                                # MetaModel stores the Transformer as self.llma (§8)
+
+# Model-input shapes of one sample (spec §2.1); the positional embeddings must fit them.
+IMAGE_SIZE = 224                                    # the only size the model supports (§2.2)
+AUDIO_INPUT = (1, 128, 1024)                        # mel bins x frames (§2.5)
+POINT_COUNT = 8192                                  # points per cloud (§2.6); other counts are accepted
+IMU_INPUT = (6, 400)                                # 2 s at 200 Hz (§2.7)
 
 # Constants of the released code that the weights' shapes do not reveal.
 AUDIO_STRIDE = 10                                   # Conv2d k16 s10 (§2.5)
@@ -91,7 +97,9 @@ class Config:
     upm_experts: int
     upm_layers: int
     upm_heads: int
+    clip_mlp: int
     modality_tokens: int            # resample tokens per modality (30); the LLM block has 2 more (tags)
+    router_hidden: int
     llm_dim: int
     llm_layers: int
     llm_heads: int
@@ -102,8 +110,26 @@ class Config:
     norm_eps: float
     rope_theta: float
     max_seq_len: int
+    audio_kernel: Tuple[int, int]
+    imu_kernel: int
+    fmri_inputs: int
     fmri_tokens: int
     point_groups: int
+
+    def token_count(self, modality: str) -> int:
+        """CLIP sequence length of a modality without the class token (spec §2.1 table)."""
+        if modality in IMAGE_LIKE:
+            return (IMAGE_SIZE // self.clip_patch) ** 2
+        if modality == "audio":
+            return (((AUDIO_INPUT[1] - self.audio_kernel[0]) // AUDIO_STRIDE + 1)
+                    * ((AUDIO_INPUT[2] - self.audio_kernel[1]) // AUDIO_STRIDE + 1))
+        if modality == "point":
+            return self.point_groups
+        if modality == "imu":
+            return IMU_INPUT[1] - self.imu_kernel + 1
+        if modality == "fmri":
+            return self.fmri_tokens
+        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
 
 
 def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:
@@ -114,7 +140,9 @@ def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:
     return len(found)
 
 
-def infer_config(state: Dict[str, torch.Tensor], params: dict, max_seq_len: int = DEFAULT_MAX_SEQ_LEN) -> Config:
+def infer_config(state: Dict[str, torch.Tensor], params: dict,
+                 max_seq_len: int = DEFAULT_MAX_SEQ_LEN) -> Config:
+    """Hyperparameters from the shapes of the tensors and from params.json (see Config for the heads)."""
     def shape(name):
         if KEY_PREFIX + name not in state:
             raise KeyError(f"checkpoint: missing {KEY_PREFIX + name}")
@@ -123,23 +151,26 @@ def infer_config(state: Dict[str, torch.Tensor], params: dict, max_seq_len: int 
     clip_width, _, clip_patch, _ = shape("clip.visual.conv1.weight")
     upm_dim = shape("resample_layers.0.0.attention.wq.weight")[0]
     vocab_size, llm_dim = shape("tok_embeddings.weight")
-    llm_layers = _count(state, re.escape(KEY_PREFIX) + r"layers\.(\d+)\.attention_norm\.weight")
+    prefix = re.escape(KEY_PREFIX)
+    llm_layers = _count(state, prefix + r"layers\.(\d+)\.attention_norm\.weight")
     if "n_layers" in params and params["n_layers"] != llm_layers:
-        raise ValueError(f"params.json n_layers {params['n_layers']} but the checkpoint has {llm_layers} layers")
+        raise ValueError(f"params.json n_layers {params['n_layers']} but the checkpoint has {llm_layers}")
     if "dim" in params and params["dim"] != llm_dim:
         raise ValueError(f"params.json dim {params['dim']} but tok_embeddings has width {llm_dim}")
     llm_heads = params.get("n_heads", llm_dim // 128)
     llm_kv_heads = params.get("n_kv_heads") or llm_heads
     cfg = Config(
         clip_width=clip_width,
-        clip_layers=_count(state, re.escape(KEY_PREFIX) + r"clip\.visual\.transformer\.resblocks\.(\d+)\.ln_1\.weight"),
+        clip_layers=_count(state, prefix + r"clip\.visual\.transformer\.resblocks\.(\d+)\.ln_1\.weight"),
         clip_heads=params.get("clip_n_heads", clip_width // HEAD_DIM_RULE),
         clip_patch=clip_patch,
+        clip_mlp=shape("clip.visual.transformer.resblocks.0.mlp.c_fc.weight")[0],
         upm_dim=upm_dim,
-        upm_experts=_count(state, re.escape(KEY_PREFIX) + r"resample_layers\.(\d+)\.0\.attention_norm\.weight"),
-        upm_layers=_count(state, re.escape(KEY_PREFIX) + r"resample_layers\.0\.(\d+)\.attention_norm\.weight"),
+        upm_experts=_count(state, prefix + r"resample_layers\.(\d+)\.0\.attention_norm\.weight"),
+        upm_layers=_count(state, prefix + r"resample_layers\.0\.(\d+)\.attention_norm\.weight"),
         upm_heads=params.get("upm_n_heads", upm_dim // HEAD_DIM_RULE),
         modality_tokens=shape("resample_tokens.image")[1],
+        router_hidden=shape("routers.image.fc1.weight")[0],
         llm_dim=llm_dim,
         llm_layers=llm_layers,
         llm_heads=llm_heads,
@@ -150,6 +181,9 @@ def infer_config(state: Dict[str, torch.Tensor], params: dict, max_seq_len: int 
         norm_eps=params.get("norm_eps", 1e-5),
         rope_theta=params.get("rope_theta", DEFAULT_ROPE_THETA),
         max_seq_len=max_seq_len,
+        audio_kernel=shape("conv1.audio.weight")[2:],
+        imu_kernel=shape("conv1.imu.weight")[2],
+        fmri_inputs=shape("conv1.fmri.weight")[1],
         fmri_tokens=shape("conv1.fmri.weight")[0] // clip_width,
         point_groups=shape("positional_embedding.point")[0] - 1,
     )
@@ -162,20 +196,20 @@ def infer_config(state: Dict[str, torch.Tensor], params: dict, max_seq_len: int 
     return cfg
 
 
-def expected_shapes(cfg: Config, state: Dict[str, torch.Tensor]) -> Dict[str, Tuple[int, ...]]:
+def expected_shapes(cfg: Config) -> Dict[str, Tuple[int, ...]]:
     """Names (without `llma.`) and shapes of every tensor the model uses (spec §8 table)."""
     D, U, L = cfg.clip_width, cfg.upm_dim, cfg.llm_dim
     kv = cfg.llm_kv_heads * (L // cfg.llm_heads)
-    image_rows = tuple(state[KEY_PREFIX + "clip.visual.positional_embedding"].shape)[0]
     e: Dict[str, Tuple[int, ...]] = {"tok_embeddings.weight": (cfg.vocab_size, L), "norm.weight": (L,),
                                      "output.weight": (cfg.vocab_size, L)}
 
     def llama_block(prefix, dim, kv_dim, hidden):
         e.update({prefix + "attention.wq.weight": (dim, dim), prefix + "attention.wk.weight": (kv_dim, dim),
                   prefix + "attention.wv.weight": (kv_dim, dim), prefix + "attention.wo.weight": (dim, dim),
-                  prefix + "feed_forward.w1.weight": (hidden, dim), prefix + "feed_forward.w3.weight": (hidden, dim),
-                  prefix + "feed_forward.w2.weight": (dim, hidden), prefix + "attention_norm.weight": (dim,),
-                  prefix + "ffn_norm.weight": (dim,)})
+                  prefix + "feed_forward.w1.weight": (hidden, dim),
+                  prefix + "feed_forward.w3.weight": (hidden, dim),
+                  prefix + "feed_forward.w2.weight": (dim, hidden),
+                  prefix + "attention_norm.weight": (dim,), prefix + "ffn_norm.weight": (dim,)})
 
     for i in range(cfg.llm_layers):
         llama_block(f"layers.{i}.", L, kv, cfg.llm_hidden)
@@ -184,33 +218,31 @@ def expected_shapes(cfg: Config, state: Dict[str, torch.Tensor]) -> Dict[str, Tu
             llama_block(f"resample_layers.{x}.{i}.", U, U, cfg.upm_hidden)
     c = "clip.visual."
     e.update({c + "conv1.weight": (D, 3, cfg.clip_patch, cfg.clip_patch), c + "class_embedding": (D,),
-              c + "positional_embedding": (image_rows, D)})
+              c + "positional_embedding": (cfg.token_count("image") + 1, D)})
     for n in ("ln_pre", "ln_post"):
         e.update({c + n + ".weight": (D,), c + n + ".bias": (D,)})
-    mlp = tuple(state[KEY_PREFIX + c + "transformer.resblocks.0.mlp.c_fc.weight"].shape)[0]
+    mlp = cfg.clip_mlp
     for i in range(cfg.clip_layers):
         r = f"{c}transformer.resblocks.{i}."
         e.update({r + "attn.in_proj_weight": (3 * D, D), r + "attn.in_proj_bias": (3 * D,),
                   r + "attn.out_proj.weight": (D, D), r + "attn.out_proj.bias": (D,),
-                  r + "ln_1.weight": (D,), r + "ln_1.bias": (D,), r + "ln_2.weight": (D,), r + "ln_2.bias": (D,),
+                  r + "ln_1.weight": (D,), r + "ln_1.bias": (D,),
+                  r + "ln_2.weight": (D,), r + "ln_2.bias": (D,),
                   r + "mlp.c_fc.weight": (mlp, D), r + "mlp.c_fc.bias": (mlp,),
                   r + "mlp.c_proj.weight": (D, mlp), r + "mlp.c_proj.bias": (D,)})
-    audio_k = tuple(state[KEY_PREFIX + "conv1.audio.weight"].shape)[2:]
-    imu_k = tuple(state[KEY_PREFIX + "conv1.imu.weight"].shape)[2:]
-    fmri_in = tuple(state[KEY_PREFIX + "conv1.fmri.weight"].shape)[1]
-    e.update({"conv1.audio.weight": (D, 1) + audio_k, "conv1.audio.bias": (D,),
+    e.update({"conv1.audio.weight": (D, 1) + tuple(cfg.audio_kernel), "conv1.audio.bias": (D,),
               "conv1.point.conv1.weight": (D, 6, 1, 1), "conv1.point.conv1.bias": (D,),
-              "conv1.fmri.weight": (cfg.fmri_tokens * D, fmri_in), "conv1.fmri.bias": (cfg.fmri_tokens * D,),
-              "conv1.imu.weight": (D, 6) + imu_k})
+              "conv1.fmri.weight": (cfg.fmri_tokens * D, cfg.fmri_inputs),
+              "conv1.fmri.bias": (cfg.fmri_tokens * D,),
+              "conv1.imu.weight": (D, IMU_INPUT[0], cfg.imu_kernel)})
     for m in ("audio", "point", "imu", "fmri"):
-        e["positional_embedding." + m] = (tuple(state[KEY_PREFIX + "positional_embedding." + m].shape)[0], D)
-    e["positional_embedding.point"] = (cfg.point_groups + 1, D)
-    e["positional_embedding.fmri"] = (cfg.fmri_tokens + 1, D)
-    router_hidden = tuple(state[KEY_PREFIX + "routers.image.fc1.weight"].shape)[0]
+        e["positional_embedding." + m] = (cfg.token_count(m) + 1, D)
+    router_hidden = cfg.router_hidden
     for m in MODALITIES:
         e.update({f"resample_tokens.{m}": (1, cfg.modality_tokens, U),
                   f"routers.{m}.fc1.weight": (router_hidden, U), f"routers.{m}.fc1.bias": (router_hidden,),
-                  f"routers.{m}.fc2.weight": (cfg.upm_experts, router_hidden), f"routers.{m}.fc2.bias": (cfg.upm_experts,),
+                  f"routers.{m}.fc2.weight": (cfg.upm_experts, router_hidden),
+                  f"routers.{m}.fc2.bias": (cfg.upm_experts,),
                   f"clip_proj1.{m}.0.weight": (U, D), f"clip_proj1.{m}.0.bias": (U,),
                   f"clip_proj1.{m}.1.weight": (U,), f"clip_proj1.{m}.1.bias": (U,),
                   f"clip_proj2.{m}.0.weight": (L, U), f"clip_proj2.{m}.0.bias": (L,),
@@ -222,9 +254,10 @@ def expected_shapes(cfg: Config, state: Dict[str, torch.Tensor]) -> Dict[str, Tu
 def check_keys(state: Dict[str, torch.Tensor], expected: Dict[str, Tuple[int, ...]]) -> None:
     """Strict check: every used tensor present with its shape; nothing unknown. The unused CLIP leftovers
     (text tower, visual.proj) may be present or absent."""
-    names = {k[len(KEY_PREFIX):] if k.startswith(KEY_PREFIX) else k: k for k in state}
+    names = {k[len(KEY_PREFIX):]: k for k in state if k.startswith(KEY_PREFIX)}
     missing = sorted(k for k in expected if k not in names)
-    unexpected = sorted(names[k] for k in names if k not in expected and k not in UNUSED_KEYS)
+    unexpected = sorted([k for k in state if not k.startswith(KEY_PREFIX)]
+                        + [names[k] for k in names if k not in expected and k not in UNUSED_KEYS])
     wrong = sorted(f"{KEY_PREFIX}{k} {tuple(state[names[k]].shape)} != {s}" for k, s in expected.items()
                    if k in names and tuple(state[names[k]].shape) != s)
     if missing or unexpected or wrong:
@@ -299,7 +332,7 @@ def quick_gelu(x):
 
 
 def rope_table(head_dim: int, n_positions: int, theta: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin [n_positions, head_dim/2] in float32, the angles computed as precompute_freqs_cis does (§5)."""
+    """cos/sin [n_positions, head_dim/2] in float32, angles computed as precompute_freqs_cis does (§5)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim))
     angles = torch.outer(torch.arange(n_positions).float(), inv_freq)
     return torch.cos(angles), torch.sin(angles)
@@ -330,7 +363,8 @@ def furthest_point_sample(p: torch.Tensor, m: int) -> torch.Tensor:
     in x, y, z order. The argmax is the kernel's: thread t of T scans k = t, t+T, ... keeping the first strict
     maximum (best starts at -1, so its first k always counts), then a shared-memory tree reduction over
     strides T/2, T/4, ..., 1 where slot i takes slot i+stride only if strictly greater. On ties the winner is
-    therefore decided by the tree, not simply the lowest index (e.g. threads 1 and 2 tied: 2 wins)."""
+    therefore decided by the tree, not simply by the lowest index: with 4 threads, when threads 1 and 2
+    hold equal maxima, slot 0 takes thread 2's at stride 2 and keeps it against slot 1 (thread 1)."""
     n = p.shape[0]
     threads = fps_threads(n)
     rows = -(-n // threads)
@@ -414,7 +448,7 @@ class OneLLM:
     def __init__(self, state: Dict[str, torch.Tensor], params: dict, fp16: bool = False,
                  max_seq_len: int = DEFAULT_MAX_SEQ_LEN):
         self.cfg = infer_config(state, params, max_seq_len)
-        check_keys(state, expected_shapes(self.cfg, state))
+        check_keys(state, expected_shapes(self.cfg))
         self.P = Precision(fp16)
         self.w = {k[len(KEY_PREFIX):]: v.to(self.P.low) for k, v in state.items()
                   if k[len(KEY_PREFIX):] not in UNUSED_KEYS}
@@ -430,22 +464,15 @@ class OneLLM:
     # ----- per-modality tokenizers (spec §2.1) -----
 
     def expected_input_shape(self, modality: str) -> Tuple[int, ...]:
-        """Model-input tensor of one sample (spec §2.1 table), derived from the positional embeddings.
-        Video/rgbd/rgbn take any number of frames T as the first axis; shown with the spec's 15 / 2."""
-        image = self.cfg.clip_patch * math.isqrt(self.w["clip.visual.positional_embedding"].shape[0] - 1)
-        if modality == "image":
-            return (3, image, image)
-        if modality in ("video", "rgbd", "rgbn"):
-            return (15 if modality == "video" else 2, 3, image, image)
-        if modality == "audio":
-            return (1, 128, 1024)
-        if modality == "point":
-            return (8192, 6)
-        if modality == "imu":
-            return (6, self.w["positional_embedding.imu"].shape[0] - 1 + self.w["conv1.imu.weight"].shape[2] - 1)
-        if modality == "fmri":
-            return (1, self.w["conv1.fmri.weight"].shape[1])
-        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        """Model-input tensor of one sample (spec §2.1 table). Video/rgbd/rgbn take any number of frames T
+        as the first axis (shown with the spec's 15 / 2); points any count >= the number of groups."""
+        shapes = {"image": (3, IMAGE_SIZE, IMAGE_SIZE), "video": (15, 3, IMAGE_SIZE, IMAGE_SIZE),
+                  "rgbd": (2, 3, IMAGE_SIZE, IMAGE_SIZE), "rgbn": (2, 3, IMAGE_SIZE, IMAGE_SIZE),
+                  "audio": AUDIO_INPUT, "point": (POINT_COUNT, 6), "imu": IMU_INPUT,
+                  "fmri": (1, self.cfg.fmri_inputs)}
+        if modality not in shapes:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        return shapes[modality]
 
     def tokenize(self, modality: str, x: torch.Tensor, point_fps: Optional[torch.Tensor] = None,
                  point_knn: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, dict]:
@@ -466,7 +493,8 @@ class OneLLM:
             return y.transpose(1, 2), {}
         if modality == "fmri":
             y = P.linear(x.reshape(-1), w["conv1.fmri.weight"], w["conv1.fmri.bias"])
-            return y.reshape(self.cfg.clip_width, self.cfg.fmri_tokens).t()[None], {}   # token t, ch c = y[c*n+t]
+            # token t, channel c = y[c * n_tokens + t]
+            return y.reshape(self.cfg.clip_width, self.cfg.fmri_tokens).t()[None], {}
         return self.point_tokens(x, point_fps, point_knn)
 
     def point_tokens(self, x, fps=None, knn=None):
@@ -508,7 +536,8 @@ class OneLLM:
         """tokens [T, L, D] -> [T, L+1, D]: class token, positional embedding (CLIP's for image-like
         modalities, the modality's own otherwise), ln_pre, pre-LN blocks, ln_post on all tokens, no proj."""
         P, w, D = self.P, self.w, self.cfg.clip_width
-        pos = w["clip.visual.positional_embedding" if modality in IMAGE_LIKE else f"positional_embedding.{modality}"]
+        own = f"positional_embedding.{modality}"
+        pos = w["clip.visual.positional_embedding" if modality in IMAGE_LIKE else own]
         if pos.shape[0] != tokens.shape[1] + 1:
             raise ValueError(f"{modality}: {tokens.shape[1]} tokens + class token but a positional embedding "
                              f"of {pos.shape[0]} rows")
@@ -542,7 +571,8 @@ class OneLLM:
         input-independent constants computed at load."""
         return self._routing[modality]
 
-    def _llama_block(self, prefix: str, x, heads: int, kv_heads: int, rope=None, cache=None, layer=0, start=0):
+    def _llama_block(self, prefix: str, x, heads: int, kv_heads: int,
+                     rope=None, cache=None, layer=0, start=0):
         """LLaMA block (RMSNorm, attention, SwiGLU). UPM experts: no RoPE, no cache, bidirectional.
         LLM: RoPE at positions start.., K/V written to cache rows start.., query i sees rows 0..start+i."""
         P, w, eps = self.P, self.w, self.cfg.norm_eps
@@ -566,13 +596,19 @@ class OneLLM:
         h = gate * P.linear(h, w[prefix + "feed_forward.w3.weight"])
         return x + P.linear(h, w[prefix + "feed_forward.w2.weight"])
 
-    def upm(self, modality: str, clip_features: torch.Tensor) -> torch.Tensor:
-        """[L+1, D_clip] CLIP features (after the frame mean) -> [modality_tokens, D_llm]."""
-        P, w, cfg = self.P, self.w, self.cfg
-        m = modality
+    def upm_sequence(self, modality: str, clip_features: torch.Tensor) -> torch.Tensor:
+        """Expert input [modality_tokens + L+1, D_upm]: the learned resample tokens as they are, then
+        clip_proj1 (Linear + LayerNorm) of every CLIP token including the class token."""
+        P, w, m = self.P, self.w, modality
         x = P.linear(clip_features, w[f"clip_proj1.{m}.0.weight"], w[f"clip_proj1.{m}.0.bias"])
         x = P.layer_norm(x, w[f"clip_proj1.{m}.1.weight"], w[f"clip_proj1.{m}.1.bias"], 1e-5, torch.float32)
-        seq = torch.cat((w[f"resample_tokens.{m}"][0].to(x.dtype), x), dim=0)
+        return torch.cat((w[f"resample_tokens.{m}"][0].to(x.dtype), x), dim=0)
+
+    def upm(self, modality: str, clip_features: torch.Tensor) -> torch.Tensor:
+        """[L+1, D_clip] CLIP features (after the frame mean) -> [modality_tokens, D_llm]: each expert runs
+        the whole sequence, its first modality_tokens rows are weighted by the routing and summed."""
+        P, w, cfg, m = self.P, self.w, self.cfg, modality
+        seq = self.upm_sequence(m, clip_features)
         routing = self.constant_routing(m)
         n = cfg.modality_tokens
         mixed = None
@@ -583,7 +619,8 @@ class OneLLM:
             term = y[:n] * routing[:, e:e + 1]
             mixed = term if mixed is None else mixed + term
         y = P.linear(mixed, w[f"clip_proj2.{m}.0.weight"], w[f"clip_proj2.{m}.0.bias"])
-        return P.layer_norm(y, w[f"clip_proj2.{m}.1.weight"], w[f"clip_proj2.{m}.1.bias"], 1e-5, torch.float32)
+        return P.layer_norm(y, w[f"clip_proj2.{m}.1.weight"], w[f"clip_proj2.{m}.1.bias"], 1e-5,
+                            torch.float32)
 
     def encode(self, modality: str, x: torch.Tensor, point_fps=None, point_knn=None) -> Encoded:
         """Model input -> every intermediate down to the LLM block of modality_tokens+2 rows."""
@@ -614,14 +651,15 @@ class OneLLM:
         row (forward_inference semantics)."""
         cfg = self.cfg
         if start + h.shape[0] > cfg.max_seq_len:
-            raise ValueError(f"context overflow: rows up to {start + h.shape[0]} > max_seq_len {cfg.max_seq_len}")
+            raise ValueError(f"context overflow: {start + h.shape[0]} rows > max_seq_len {cfg.max_seq_len}")
         rope = (self.rope_cos[start:start + h.shape[0]], self.rope_sin[start:start + h.shape[0]])
         for i in range(cfg.llm_layers):
             h = self._llama_block(f"layers.{i}.", h, cfg.llm_heads, cfg.llm_kv_heads, rope, cache, i, start)
         last = self.P.rms_norm(h[-1:], self.w["norm.weight"], cfg.norm_eps)
         return self.P.linear(last, self.w["output.weight"])[0].float()
 
-    def prefill(self, prompt_ids: Sequence[int], blocks: Sequence[torch.Tensor] = ()) -> Tuple[torch.Tensor, KVCache]:
+    def prefill(self, prompt_ids: Sequence[int],
+                blocks: Sequence[torch.Tensor] = ()) -> Tuple[torch.Tensor, KVCache]:
         """Logits of the last position of the spliced prompt, and the filled cache."""
         cache = KVCache(self.cfg, self.P.low)
         return self.llm_forward(self.splice(prompt_ids, blocks), 0, cache), cache
@@ -641,8 +679,9 @@ class OneLLM:
         """Feed one token at RoPE position = cache row `row`, attending rows 0..row; its logits."""
         return self.llm_forward(self.w["tok_embeddings.weight"][token][None], row, cache)
 
-    def generate(self, prompt_ids: Sequence[int], blocks: Sequence[torch.Tensor] = (), max_new_tokens: int = 12,
-                 position_mode: str = "correct", sp=None, step_logits: Optional[list] = None) -> List[int]:
+    def generate(self, prompt_ids: Sequence[int], blocks: Sequence[torch.Tensor] = (),
+                 max_new_tokens: int = 12, position_mode: str = "correct", sp=None,
+                 step_logits: Optional[list] = None) -> List[int]:
         """Greedy (temperature 0) generation. Stops before EOS, after max_new_tokens, or after the token
         whose decoded text (with SentencePiece processor `sp`, if given) contains '###'. The argmax takes the
         lowest id among equal logits. `step_logits`, if a list, receives the logits each token came from."""
