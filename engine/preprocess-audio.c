@@ -113,19 +113,21 @@ mel_scale (double f)
 }
 
 /* Triangles between mel(20) and mel(8000) in n_mels + 1 equal steps, over the first 256 FFT bins (the Nyquist
- * bin gets weight 0). */
-static double *
+ * bin gets weight 0). torchaudio computes them as float32 tensors from float64 scalars; so does this. */
+static float *
 mel_banks (int n_mels)
 {
-  double *banks = g_new0 (double, (gsize) n_mels * (FFT_SIZE / 2));
+  float *banks = g_new0 (float, (gsize) n_mels * (FFT_SIZE / 2));
   double lo = mel_scale (20.0), hi = mel_scale (OL_AUDIO_RATE / 2.0);
-  double delta = (hi - lo) / (n_mels + 1);
+  float delta = (float) ((hi - lo) / (n_mels + 1)), lo32 = (float) lo;
   for (int m = 0; m < n_mels; m++) {
-    double left = lo + m * delta, center = lo + (m + 1.0) * delta, right = lo + (m + 2.0) * delta;
+    float left = lo32 + (float) m * delta, center = lo32 + ((float) m + 1.0f) * delta;
+    float right = lo32 + ((float) m + 2.0f) * delta;
     for (int b = 0; b < FFT_SIZE / 2; b++) {
-      double mel = mel_scale ((double) OL_AUDIO_RATE / FFT_SIZE * b);
-      double up = (mel - left) / (center - left), down = (right - mel) / (right - center);
-      double v = MIN (up, down);
+      /* float32 log as the double log rounded: the same value on every libm */
+      float mel = 1127.0f * (float) log ((double) (1.0f + ((float) OL_AUDIO_RATE / FFT_SIZE) * (float) b / 700.0f));
+      float up = (mel - left) / (center - left), down = (right - mel) / (right - center);
+      float v = MIN (up, down);
       banks[(gsize) m * (FFT_SIZE / 2) + b] = v > 0 ? v : 0;
     }
   }
@@ -170,7 +172,7 @@ fft512 (double *re, double *im, const double *cos_t, const double *sin_t)
 static void
 fbank (const float *x, gint64 n_frames, int n_mels, float *out)
 {
-  double *banks = mel_banks (n_mels);
+  float *banks = mel_banks (n_mels);
   double window[FRAME_LENGTH], cos_t[FFT_SIZE / 2], sin_t[FFT_SIZE / 2];
   for (int i = 0; i < FRAME_LENGTH; i++)
     window[i] = 0.5 - 0.5 * cos (2 * M_PI * i / (FRAME_LENGTH - 1));
@@ -195,7 +197,7 @@ fbank (const float *x, gint64 n_frames, int n_mels, float *out)
     for (int b = 0; b < FFT_SIZE / 2; b++)
       power[b] = re[b] * re[b] + im[b] * im[b];
     for (int m = 0; m < n_mels; m++) {
-      const double *w = banks + (gsize) m * (FFT_SIZE / 2);
+      const float *w = banks + (gsize) m * (FFT_SIZE / 2);
       double e = 0;
       for (int b = 0; b < FFT_SIZE / 2; b++)
         e += power[b] * w[b];

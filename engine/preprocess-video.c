@@ -76,7 +76,8 @@ ol_video_window_frames (gint64 n_frames, int n_samples, gint64 *indices, GError 
   return TRUE;
 }
 
-/* torch's source index and weights of linear interpolation, align_corners=False, in float */
+/* torch's source index and weights of linear interpolation, align_corners=False: the scale in float32, the
+ * position in double (the CPU kernel's accumulate type), the weights stored as float32. */
 typedef struct {
   int i0, i1;
   float l0, l1;
@@ -86,20 +87,20 @@ static Lerp *
 lerp_table (int in_size, int out_size)
 {
   Lerp *t = g_new (Lerp, out_size);
-  float scale = (float) in_size / (float) out_size;
+  double scale = (float) in_size / (float) out_size;
   for (int o = 0; o < out_size; o++) {
     if (in_size == out_size) {
       t[o] = (Lerp) { o, o, 1.0f, 0.0f };
       continue;
     }
-    float real = scale * ((float) o + 0.5f) - 0.5f;
+    double real = scale * (o + 0.5) - 0.5;
     if (real < 0)
       real = 0;
     int i0 = (int) real;
     int i1 = i0 + (i0 < in_size - 1 ? 1 : 0);
-    float l1 = real - (float) i0;
+    double l1 = real - i0;
     l1 = l1 < 0 ? 0 : l1 > 1 ? 1 : l1;
-    t[o] = (Lerp) { i0, i1, 1.0f - l1, l1 };
+    t[o] = (Lerp) { i0, i1, (float) (1.0 - l1), (float) l1 };
   }
   return t;
 }
