@@ -1,4 +1,4 @@
-/* NumPy .npy reader (numeric little-endian arrays to F32) and F32 writer, with a bounds-checked header parser. */
+/* NumPy .npy reader (numeric little-endian arrays to F32) and F32 writer; the header parser checks bounds. */
 #include "npy.h"
 
 #include <errno.h>
@@ -110,7 +110,8 @@ parse_descr (const char *descr, Kind *kind, guint *item, GError **error)
     return FALSE;
   }
   if (order == '>' && size > 1) {
-    g_set_error (error, OL_ERROR, OL_ERROR_UNSUPPORTED, "npy: big-endian arrays ('%s') are not supported", descr);
+    g_set_error (error, OL_ERROR, OL_ERROR_UNSUPPORTED,
+                 "npy: big-endian arrays ('%s') are not supported", descr);
     return FALSE;
   }
   gboolean ok;
@@ -313,8 +314,8 @@ ol_npy_read (const char *path, guint *n_dims, gint64 shape[OL_NPY_MAX_DIMS], GEr
     g_set_error (error, OL_ERROR, OL_ERROR_IO, "%s", local->message);
     return NULL;
   }
-  float *out = ol_npy_parse ((const guint8 *) g_mapped_file_get_contents (file), g_mapped_file_get_length (file),
-                             n_dims, shape, &local);
+  const guint8 *bytes = (const guint8 *) g_mapped_file_get_contents (file);
+  float *out = ol_npy_parse (bytes, g_mapped_file_get_length (file), n_dims, shape, &local);
   if (!out)
     g_set_error (error, OL_ERROR, local->code, "%s: %s", path, local->message);
   return out;
@@ -330,7 +331,8 @@ ol_npy_write (const char *path, const float *data, guint n_dims, const gint64 *s
   guint64 count = 1;
   for (guint i = 0; i < n_dims; i++) {
     g_return_val_if_fail (shape[i] >= 0, FALSE);
-    g_string_append_printf (dict, "%" G_GINT64_FORMAT "%s", shape[i], n_dims == 1 || i + 1 < n_dims ? ", " : "");
+    const char *sep = n_dims == 1 || i + 1 < n_dims ? ", " : "";
+    g_string_append_printf (dict, "%" G_GINT64_FORMAT "%s", shape[i], sep);
     count *= (guint64) shape[i];
   }
   if (n_dims == 1)

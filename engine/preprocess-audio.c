@@ -1,4 +1,4 @@
-/* Audio: torchaudio's sinc resampler (also used for IMU) and the Kaldi log-mel filterbank of the spec (§2.5). */
+/* Audio: torchaudio's sinc resampler (also IMU's) and the spec's Kaldi log-mel filterbank (§2.5). */
 #include "preprocess-private.h"
 
 #include <float.h>
@@ -35,8 +35,9 @@ ol_resample_length (gint64 n, int in_rate, int out_rate)
   return (new_ * n + orig - 1) / orig;
 }
 
-/* torchaudio's _get_sinc_resample_kernel(dtype=None): positions in float64 except the output phase -j/new, which
- * torch computes as a float32 tensor before adding it; Hann window cos^2; sin(t)/t scaled by base/orig. */
+/* torchaudio's _get_sinc_resample_kernel(dtype=None): positions in float64 except the output phase -j/new,
+ * which torch computes as a float32 tensor before adding it; Hann window cos^2; sin(t)/t scaled by
+ * base/orig. */
 OlResampler *
 ol_resampler_new (int in_rate, int out_rate)
 {
@@ -125,7 +126,8 @@ mel_banks (int n_mels)
     float right = lo32 + ((float) m + 2.0f) * delta;
     for (int b = 0; b < FFT_SIZE / 2; b++) {
       /* float32 log as the double log rounded: the same value on every libm */
-      float mel = 1127.0f * (float) log ((double) (1.0f + ((float) OL_AUDIO_RATE / FFT_SIZE) * (float) b / 700.0f));
+      float arg = 1.0f + ((float) OL_AUDIO_RATE / FFT_SIZE) * (float) b / 700.0f;
+      float mel = 1127.0f * (float) log ((double) arg);
       float up = (mel - left) / (center - left), down = (right - mel) / (right - center);
       float v = MIN (up, down);
       banks[(gsize) m * (FFT_SIZE / 2) + b] = v > 0 ? v : 0;
@@ -228,13 +230,15 @@ ol_preprocess_audio (const void *samples, OlSampleFormat format, int channels, g
   }
   /* an hour at the highest rate bounds every product below */
   if (n_frames < 0 || n_frames > (gint64) 3600 * rate || samples == NULL) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "audio: %" G_GINT64_FORMAT " samples per channel "
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "audio: %" G_GINT64_FORMAT " samples per channel "
                  "(at most one hour)", n_frames);
     return FALSE;
   }
   gint64 n16 = ol_resample_length (n_frames, rate, OL_AUDIO_RATE);
   if (n16 < FRAME_LENGTH) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "audio: too short: %" G_GINT64_FORMAT " samples at "
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "audio: too short: %" G_GINT64_FORMAT " samples at "
                  "16 kHz, at least %d (one 25 ms frame) needed", n16, FRAME_LENGTH);
     return FALSE;
   }
@@ -245,7 +249,8 @@ ol_preprocess_audio (const void *samples, OlSampleFormat format, int channels, g
   if (!in || !x) {
     g_free (in);
     g_free (x);
-    g_set_error (error, OL_ERROR, OL_ERROR_OUT_OF_MEMORY, "audio: cannot allocate %" G_GSIZE_FORMAT " samples",
+    g_set_error (error, OL_ERROR, OL_ERROR_OUT_OF_MEMORY,
+                 "audio: cannot allocate %" G_GSIZE_FORMAT " samples",
                  total);
     return FALSE;
   }

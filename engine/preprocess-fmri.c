@@ -7,7 +7,8 @@ ol_preprocess_fmri (const float *data, gint64 n_reps, gint64 n_voxels, gint64 ex
 {
   g_return_val_if_fail (out != NULL, FALSE);
   if (n_voxels != expected_voxels || n_voxels < 1) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "fmri: %" G_GINT64_FORMAT " voxels, the model takes %"
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "fmri: %" G_GINT64_FORMAT " voxels, the model takes %"
                  G_GINT64_FORMAT, n_voxels, expected_voxels);
     return FALSE;
   }

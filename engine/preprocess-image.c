@@ -1,5 +1,4 @@
-/* Image, depth and normal maps: Pillow's antialiased bicubic resize reproduced bit for bit, centre crop, CLIP
- * normalisation. */
+/* Image, depth and normal maps: Pillow's bicubic resize bit for bit, centre crop, CLIP normalisation. */
 #include "preprocess-private.h"
 
 #include <math.h>
@@ -83,9 +82,10 @@ clip8 (gint32 v)
   return (guint8) (v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Resamples packed RGB src (w x h) to the window [x0, x0 + cw) x [y0, y0 + ch) of an out_w x out_h resize, as
- * Pillow's ImagingResample (BICUBIC) computes it: horizontal pass first (only the input rows the vertical pass
- * reads), results rounded to uint8, then the vertical pass; a pass whose size does not change is skipped. */
+/* Resamples packed RGB src (w x h) to the window [x0, x0 + cw) x [y0, y0 + ch) of an out_w x out_h resize,
+ * as Pillow's ImagingResample (BICUBIC) computes it: horizontal pass first (only the input rows the
+ * vertical pass reads), results rounded to uint8, then the vertical pass; a pass whose size does not
+ * change is skipped. */
 static void
 pil_resize_window (const guint8 *src, int w, int h, int out_w, int out_h, int x0, int y0, int cw, int ch,
                    guint8 *dst)
@@ -206,7 +206,8 @@ ol_preprocess_image_pair (const OlImage *rgb, const OlImage *map, int size, floa
   ol_image_unpack_rgb (rgb, p);
   eval_transform (p, rgb->width, rgb->height, size, out);
   guint8 *resized = g_new (guint8, (gsize) rgb->width * rgb->height * 3);
-  pil_resize_window (m, map->width, map->height, rgb->width, rgb->height, 0, 0, rgb->width, rgb->height, resized);
+  pil_resize_window (m, map->width, map->height, rgb->width, rgb->height, 0, 0, rgb->width, rgb->height,
+                     resized);
   eval_transform (resized, rgb->width, rgb->height, size, out + plane3);
   g_free (resized);
   g_free (p);

@@ -4,16 +4,19 @@
 #include <string.h>
 
 gboolean
-ol_preprocess_imu (const float *signal, int channels, gint64 n, int rate, int n_out, float *out, GError **error)
+ol_preprocess_imu (const float *signal, int channels, gint64 n, int rate, int n_out, float *out,
+                   GError **error)
 {
   g_return_val_if_fail (out != NULL, FALSE);
   if (channels != OL_IMU_CHANNELS) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "imu: %d channels, expected %d (accelerometer xyz, "
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "imu: %d channels, expected %d (accelerometer xyz, "
                  "gyroscope xyz)", channels, OL_IMU_CHANNELS);
     return FALSE;
   }
   if (n < 1 || n > ((gint64) 1 << 28) || rate < 1 || rate > 1000000 || n_out < 1 || n_out > (1 << 24)) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "imu: %" G_GINT64_FORMAT " samples at %d Hz into "
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "imu: %" G_GINT64_FORMAT " samples at %d Hz into "
                  "%d: need at least one sample and a rate of 1..1000000 Hz", n, rate, n_out);
     return FALSE;
   }

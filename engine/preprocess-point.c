@@ -1,11 +1,18 @@
-/* Point clouds: point count, pc_norm, and the PointPatchEmbed indices (furthest point sampling and kNN on the
- * colour channels) with the reference's fp32 arithmetic and tie-breaking. */
+/* Point clouds: point count, pc_norm, and the reference's FPS and kNN indices, arithmetic and ties too. */
 #include "preprocess-private.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "types.h"
+
+/* The fused multiply-adds below must be exact fmaf: x86-64 gets a clone using the FMA instruction where the
+ * CPU has one (chosen at load time) and libm's exact fmaf elsewhere; other architectures have FMA built in. */
+#if defined(__x86_64__) || defined(__i386__)
+#define FMA_CLONES __attribute__ ((target_clones ("fma", "default")))
+#else
+#define FMA_CLONES
+#endif
 
 void
 ol_point_params_init (OlPointParams *params)
@@ -22,7 +29,8 @@ check_params (const OlPointParams *p, GError **error)
 {
   if (p->n_points < 1 || p->n_points > (1 << 20) || p->n_groups < 1 || p->n_groups > p->n_points ||
       p->group_size < 1 || p->group_size > p->n_points) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "point: %d points, %d groups of %d is not a valid "
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "point: %d points, %d groups of %d is not a valid "
                  "tokenizer configuration", p->n_points, p->n_groups, p->group_size);
     return FALSE;
   }
@@ -37,8 +45,9 @@ fps_block_size (int n)
   return MAX (MIN (1 << pow2, 1024), 1);
 }
 
-/* The priority of a thread in the kernel's shared-memory max reduction: pairs (t, t + half) for half = block/2 .. 1
- * keep the left value on ties, so among equal maxima the thread with the smallest bit-reversed index wins. */
+/* The priority of a thread in the kernel's shared-memory max reduction: pairs (t, t + half) for half =
+ * block/2 .. 1 keep the left value on ties, so among equal maxima the thread with the smallest
+ * bit-reversed index wins. */
 static guint
 bit_reverse (guint t, int block)
 {
@@ -50,7 +59,7 @@ bit_reverse (guint t, int block)
 
 /* nvcc's default contraction (-fmad=true) of dx*dx + dy*dy + dz*dz, formed by LLVM's NVPTX backend:
  * fma(dz, dz, fma(dx, dx, dy * dy)). */
-__attribute__ ((target_clones ("fma", "default")))
+FMA_CLONES
 static float
 fps_update (const float *p, int n, float x1, float y1, float z1, float *temp)
 {
@@ -94,7 +103,7 @@ fps (const float *p, int n, int m, gint32 *idx)
 
 /* torch.cdist's matrix-product form for these sizes: the rows [-2p, |p|^2, 1] and [c, 1, |c|^2] multiplied by
  * cuBLAS as one fp32 FMA chain in k order; norms as pow(2) then a sum in order. Then clamp at 0 and sqrt. */
-__attribute__ ((target_clones ("fma", "default")))
+FMA_CLONES
 static void
 cdist_column (const float *p, const float *pnorm, int n, const float *c, float cnorm, float *dist)
 {
@@ -173,7 +182,8 @@ ol_point_prepare (const float *points, gint64 n, const OlPointParams *params, fl
     return FALSE;
   int np = params->n_points;
   if (n < params->n_groups || n > ((gint64) 1 << 32)) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "point: too few points: %" G_GINT64_FORMAT ", at "
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "point: too few points: %" G_GINT64_FORMAT ", at "
                  "least %d (one per group) needed", n, params->n_groups);
     return FALSE;
   }

@@ -1,12 +1,12 @@
-/* Video: which frames the 5-clip sampling (or the live window) takes, and per frame the bilinear short-side scale,
- * CLIP normalisation and spatial crops of pytorchvideo's pipeline. */
+/* Video: the frames the clip sampling or a live window takes; pytorchvideo's scale, normalisation, crops. */
 #include "preprocess-private.h"
 
 #include <math.h>
 #include <string.h>
 
 /* The double nearest to p / n (ties to even), for p exact in long double and 1 <= n < 2^11: Python's
- * float(Fraction) of the clip start. Computed as a candidate and its neighbours compared by exact remainders. */
+ * float(Fraction) of the clip start. Computed as a candidate and its neighbours compared by exact
+ * remainders. */
 static double
 div_nearest (long double p, int n)
 {
@@ -35,7 +35,8 @@ ol_video_clip_frames (gint64 n_frames, double fps, int n_clips, gint64 *indices,
 {
   g_return_val_if_fail (indices != NULL, FALSE);
   if (n_frames < 1 || !(fps > 0) || !isfinite (fps)) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "video: %" G_GINT64_FORMAT " frames at %g fps: need "
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "video: %" G_GINT64_FORMAT " frames at %g fps: need "
                  "at least one frame and a positive frame rate", n_frames, fps);
     return FALSE;
   }
@@ -59,7 +60,8 @@ ol_video_window_frames (gint64 n_frames, int n_samples, gint64 *indices, GError 
 {
   g_return_val_if_fail (indices != NULL, FALSE);
   if (n_frames < 1 || n_samples < 1 || n_frames > (1 << 24)) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "video: cannot take %d samples from a window of %"
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "video: cannot take %d samples from a window of %"
                  G_GINT64_FORMAT " frames", n_samples, n_frames);
     return FALSE;
   }
@@ -112,7 +114,8 @@ ol_preprocess_video_frame (const OlImage *frame, int size, int n_crops, float *o
   if (!ol_image_check (frame, size, "video", error))
     return FALSE;
   if (n_crops != 1 && n_crops != 3) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "video: %d spatial crops (1 or 3 supported)", n_crops);
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "video: %d spatial crops (1 or 3 supported)", n_crops);
     return FALSE;
   }
   int w = frame->width, h = frame->height;

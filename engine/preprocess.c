@@ -45,7 +45,8 @@ ol_image_check (const OlImage *image, int size, const char *what, GError **error
   g_return_val_if_fail (image != NULL, FALSE);
   int bpp = ol_pixel_format_bytes (image->format);
   if (bpp == 0) {
-    g_set_error (error, OL_ERROR, OL_ERROR_UNSUPPORTED, "%s: unknown pixel format %d", what, (int) image->format);
+    g_set_error (error, OL_ERROR, OL_ERROR_UNSUPPORTED,
+                 "%s: unknown pixel format %d", what, (int) image->format);
     return FALSE;
   }
   /* bounds that keep every index inside an int and the working copies of a frame below a gigabyte */
@@ -57,12 +58,14 @@ ol_image_check (const OlImage *image, int size, const char *what, GError **error
     return FALSE;
   }
   if (image->data == NULL || image->stride < image->width * bpp) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "%s: row stride %d is less than %d pixels of %d bytes",
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "%s: row stride %d is less than %d pixels of %d bytes",
                  what, image->stride, image->width, bpp);
     return FALSE;
   }
   if (size < 1 || size > 4096) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "%s: output size %d is outside 1..4096", what, size);
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                 "%s: output size %d is outside 1..4096", what, size);
     return FALSE;
   }
   return TRUE;
@@ -73,7 +76,8 @@ ol_check_finite (const float *x, gsize n, const char *what, GError **error)
 {
   for (gsize i = 0; i < n; i++) {
     if (!isfinite (x[i])) {
-      g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "%s: element %" G_GSIZE_FORMAT " is %s", what, i,
+      g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                   "%s: element %" G_GSIZE_FORMAT " is %s", what, i,
                    isnan (x[i]) ? "NaN" : "infinite");
       return FALSE;
     }

@@ -1,4 +1,4 @@
-/* Host-side preprocessing of every OneLLM modality, from raw data to the model-input tensors of the spec (§2). */
+/* Host-side preprocessing of every OneLLM modality: raw data to the spec's model-input tensors (§2). */
 #pragma once
 
 #include <glib.h>
@@ -67,17 +67,20 @@ OL_API gboolean ol_preprocess_image_pair (const OlImage *rgb, const OlImage *map
  * frame of each clip): for n_frames decoded frames at fps (duration D = n_frames / fps), clip i starts at
  * s_i = i * max(D - 1, 0) / n_clips seconds and uses frame ceil(fps * s_i), clamped to n_frames - 1.
  * Writes n_clips indices. */
-OL_API gboolean ol_video_clip_frames (gint64 n_frames, double fps, int n_clips, gint64 *indices, GError **error);
+OL_API gboolean ol_video_clip_frames (gint64 n_frames, double fps, int n_clips, gint64 *indices,
+                                      GError **error);
 
 /* Live mode: n_samples frames spread evenly over the n_frames of a sliding window, first and last included
  * (pytorchvideo's UniformTemporalSubsample: linspace(0, n_frames - 1, n_samples), truncated). */
 OL_API gboolean ol_video_window_frames (gint64 n_frames, int n_samples, gint64 *indices, GError **error);
 
 /* One video frame → n_crops × [3, size, size] F32: ÷255, bilinear short-side scale to size (torch's
- * F.interpolate, align_corners=False, no antialias; long side floor(long / short * size)), CLIP mean/std, then
- * n_crops = 3: the spec's three spatial crops (top/centre/bottom if h > w, else left/centre/right), or
- * n_crops = 1: the centre crop only. Model input is the frames' outputs stacked: [T * n_crops, 3, size, size]. */
-OL_API gboolean ol_preprocess_video_frame (const OlImage *frame, int size, int n_crops, float *out, GError **error);
+ * F.interpolate, align_corners=False, no antialias; long side floor(long / short * size)), CLIP mean/std,
+ * then n_crops = 3: the spec's three spatial crops (top/centre/bottom if h > w, else left/centre/right),
+ * or n_crops = 1: the centre crop only. Model input is the frames' outputs stacked: [T * n_crops, 3, size,
+ * size]. */
+OL_API gboolean ol_preprocess_video_frame (const OlImage *frame, int size, int n_crops, float *out,
+                                           GError **error);
 
 /* ---- audio ---- */
 
@@ -86,13 +89,14 @@ typedef enum {
   OL_SAMPLE_S16,    /* signed 16-bit, divided by 32768 like torchaudio.load */
 } OlSampleFormat;
 
-/* Interleaved samples (n_frames per channel, any channel count, any integer rate) → [1, n_mels, n_out_frames]
- * F32: resample to 16 kHz like torchaudio.transforms.Resample, subtract the mean over all channels and samples,
- * Kaldi fbank of channel 0 (25 ms / 10 ms, Hann, pre-emphasis 0.97, 512-point FFT, mel bins 20-8000 Hz, log),
- * zero rows / truncation to n_out_frames, (x + 4.2677393) / 9.1379948, mel-major. Fewer than 400 samples after
- * resampling (one 25 ms frame) is an error. */
-OL_API gboolean ol_preprocess_audio (const void *samples, OlSampleFormat format, int channels, gint64 n_frames,
-                                     int rate, int n_mels, int n_out_frames, float *out, GError **error);
+/* Interleaved samples (n_frames per channel, any channel count, any integer rate) → [1, n_mels,
+ * n_out_frames] F32: resample to 16 kHz like torchaudio.transforms.Resample, subtract the mean over all
+ * channels and samples, Kaldi fbank of channel 0 (25 ms / 10 ms, Hann, pre-emphasis 0.97, 512-point FFT,
+ * mel bins 20-8000 Hz, log), zero rows / truncation to n_out_frames, (x + 4.2677393) / 9.1379948,
+ * mel-major. Fewer than 400 samples after resampling (one 25 ms frame) is an error. */
+OL_API gboolean ol_preprocess_audio (const void *samples, OlSampleFormat format, int channels,
+                                     gint64 n_frames, int rate, int n_mels, int n_out_frames, float *out,
+                                     GError **error);
 
 /* Length of a signal of n samples after torchaudio's resampling from in_rate to out_rate:
  * ceil(out_rate' * n / in_rate') with the rates divided by their gcd. */
@@ -113,14 +117,14 @@ OL_API void ol_point_params_init (OlPointParams *params);
  * n_points)); n < n_points: the points repeated cyclically; n < n_groups is an error ("too few points").
  * Then pc_norm (xyz minus its mean, divided by the largest norm; rgb unchanged) → out_points [n_points, 6],
  * and the PointPatchEmbed indices (see ol_point_group_indices). */
-OL_API gboolean ol_point_prepare (const float *points, gint64 n, const OlPointParams *params, float *out_points,
-                                  gint32 *fps_idx, gint32 *knn_idx, GError **error);
+OL_API gboolean ol_point_prepare (const float *points, gint64 n, const OlPointParams *params,
+                                  float *out_points, gint32 *fps_idx, gint32 *knn_idx, GError **error);
 
-/* The indices of the point tokenizer on prepared points [n_points, 6], computed on channels 3..5 (the colours;
- * the released code's quirk): furthest point sampling of n_groups centres as the reference CUDA kernel computes
- * it (fp32, first index 0, its tie-breaking) → fps_idx [n_groups]; for each centre the group_size nearest
- * points by torch.cdist's matrix-product distance, ascending, ties by index → knn_idx [n_groups, group_size],
- * indices into the n_points points. */
+/* The indices of the point tokenizer on prepared points [n_points, 6], computed on channels 3..5 (the
+ * colours; the released code's quirk): furthest point sampling of n_groups centres as the reference CUDA
+ * kernel computes it (fp32, first index 0, its tie-breaking) → fps_idx [n_groups]; for each centre the
+ * group_size nearest points by torch.cdist's matrix-product distance, ascending, ties by index → knn_idx
+ * [n_groups, group_size], indices into the n_points points. */
 OL_API gboolean ol_point_group_indices (const float *points, const OlPointParams *params, gint32 *fps_idx,
                                         gint32 *knn_idx, GError **error);
 
@@ -128,11 +132,12 @@ OL_API gboolean ol_point_group_indices (const float *points, const OlPointParams
 
 /* signal: [channels, n] (acc xyz, gyro xyz; physical units) at an integer rate → [6, n_out] at 200 Hz
  * (torchaudio's resampling, the audio resampler), zero-padded or truncated to n_out (400). */
-OL_API gboolean ol_preprocess_imu (const float *signal, int channels, gint64 n, int rate, int n_out, float *out,
-                                   GError **error);
+OL_API gboolean ol_preprocess_imu (const float *signal, int channels, gint64 n, int rate, int n_out,
+                                   float *out, GError **error);
 
 /* data: [n_reps, n_voxels] repetitions of one stimulus → [1, n_voxels], their mean (float32, summed in row
- * order like numpy's mean over axis 0). n_voxels must equal expected_voxels (15724 for the released model). */
+ * order like numpy's mean over axis 0). n_voxels must equal expected_voxels (15724 for the released
+ * model). */
 OL_API gboolean ol_preprocess_fmri (const float *data, gint64 n_reps, gint64 n_voxels, gint64 expected_voxels,
                                     float *out, GError **error);
 

@@ -1,6 +1,5 @@
-/* Preprocessing of every modality against the goldens of tests/reference/preprocess_ref.py, .npy I/O, and the
- * errors bad inputs must give. */
-#include "onellm.h"
+/* Preprocessing of every modality and .npy I/O against the reference's goldens; errors of bad input. */
+#include "support/ref.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -19,22 +18,15 @@ load (const char *name, guint *nd, gint64 *shape)
   return x;
 }
 
+/* ref_assert_close, logging the largest difference so that the accuracy shows in the test log */
 static void
 assert_close (const char *what, const float *got, const float *want, gsize n, float tol)
 {
-  gsize worst = 0;
   float err = 0;
-  for (gsize i = 0; i < n; i++) {
-    float e = fabsf (got[i] - want[i]);
-    if (!(e <= err)) {
-      err = e;
-      worst = i;
-    }
-  }
+  for (gsize i = 0; i < n; i++)
+    err = MAX (err, fabsf (got[i] - want[i]));
   g_test_message ("%s: max |diff| %.3g over %" G_GSIZE_FORMAT " values", what, err, n);
-  if (!(err <= tol))
-    g_error ("%s: element %" G_GSIZE_FORMAT " is %.9g, expected %.9g (tolerance %g)", what, worst, got[worst],
-             want[worst], tol);
+  ref_assert_close (what, got, want, n, NULL, tol);
 }
 
 static double
@@ -145,7 +137,8 @@ test_npy_types (void)
   g_autoptr (GBytes) bu = npy_bytes (1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", u1, 3);
   g_autofree float *yu = parse (bu, &nd, shape, NULL);
   g_assert_true (yu && nd == 1 && shape[0] == 3 && yu[0] == 0 && yu[1] == 128 && yu[2] == 255);
-  g_autoptr (GBytes) bb = npy_bytes (1, "{\"descr\": \"|b1\", \"shape\": (3,), \"fortran_order\": False}", b1, 3);
+  const char *dict_b1 = "{\"descr\": \"|b1\", \"shape\": (3,), \"fortran_order\": False}";
+  g_autoptr (GBytes) bb = npy_bytes (1, dict_b1, b1, 3);
   g_autofree float *yb = parse (bb, &nd, shape, NULL);
   g_assert_true (yb && yb[0] == 0 && yb[1] == 1 && yb[2] == 1);
   g_autoptr (GBytes) bs = npy_bytes (1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", want, 4);
@@ -205,7 +198,8 @@ normalized (const float *crop, int size)
 {
   gsize plane = (gsize) size * size;
   float *out = g_new (float, 3 * plane);
-  const float mean[3] = { 0.48145466f, 0.4578275f, 0.40821073f }, std[3] = { 0.26862954f, 0.26130258f, 0.27577711f };
+  const float mean[3] = { 0.48145466f, 0.4578275f, 0.40821073f };
+  const float std[3] = { 0.26862954f, 0.26130258f, 0.27577711f };
   for (gsize i = 0; i < plane; i++)
     for (int c = 0; c < 3; c++)
       out[c * plane + i] = (crop[i * 3 + c] / 255.0f - mean[c]) / std[c];
@@ -263,8 +257,8 @@ check_image (const char *name, gboolean gray)
   g_autofree float *crop = load (crop_name, NULL, NULL);
   g_autofree float *want = normalized (crop, OL_IMAGE_SIZE);
   int h = (int) shape[0], w = (int) shape[1];
-  const OlPixelFormat rgb_formats[] = { OL_PIXEL_RGB, OL_PIXEL_BGRX, OL_PIXEL_RGBA, OL_PIXEL_XBGR, OL_PIXEL_BGR,
-                                        OL_PIXEL_ARGB };
+  const OlPixelFormat rgb_formats[] = { OL_PIXEL_RGB, OL_PIXEL_BGRX, OL_PIXEL_RGBA,
+                                        OL_PIXEL_XBGR, OL_PIXEL_BGR,  OL_PIXEL_ARGB };
   const OlPixelFormat gray_formats[] = { OL_PIXEL_GRAY8, OL_PIXEL_RGBX };
   gsize n_formats = gray ? G_N_ELEMENTS (gray_formats) : G_N_ELEMENTS (rgb_formats);
   g_autofree float *out = g_new (float, 3 * OL_IMAGE_SIZE * OL_IMAGE_SIZE);
@@ -477,8 +471,8 @@ test_audio (void)
   check_audio ("16k_mono", OL_SAMPLE_F32, 1, 16000);
 }
 
-/* Longer than 1024 frames: the first 1024 are kept. The signal has an 80-sample period, so the whole clip and its
- * first 1024 frames (164080 samples) have the same mean and the same frames. */
+/* Longer than 1024 frames: the first 1024 are kept. The signal has an 80-sample period, so the whole clip
+ * and its first 1024 frames (164080 samples) have the same mean and the same frames. */
 static void
 test_audio_truncate (void)
 {
@@ -488,7 +482,8 @@ test_audio_truncate (void)
     x[i] = (float) (0.3 * sin (2 * M_PI * (i % 80) / 80.0) + 0.1 * ((i % 80) < 7) + 0.05);
   const gsize sz = (gsize) OL_AUDIO_MEL_BINS * OL_AUDIO_FRAMES;
   g_autofree float *a = g_new (float, sz), *b = g_new (float, sz);
-  g_assert_true (ol_preprocess_audio (x, OL_SAMPLE_F32, 1, n, 16000, OL_AUDIO_MEL_BINS, OL_AUDIO_FRAMES, a, NULL));
+  g_assert_true (ol_preprocess_audio (x, OL_SAMPLE_F32, 1, n, 16000, OL_AUDIO_MEL_BINS, OL_AUDIO_FRAMES, a,
+                                      NULL));
   g_assert_true (ol_preprocess_audio (x, OL_SAMPLE_F32, 1, head, 16000, OL_AUDIO_MEL_BINS, OL_AUDIO_FRAMES, b,
                                       NULL));
   assert_close ("audio truncated to 1024 frames", a, b, sz, 1e-6f);

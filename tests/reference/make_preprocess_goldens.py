@@ -1,6 +1,7 @@
-# Writes the preprocessing goldens of tests/test-preprocess.c into tests/data/preprocess/ from preprocess_ref.py,
-# and cross-checks the reference against the libraries the official pipeline uses where they are installed
-# (Pillow, torch, torchaudio). Run by hand with /usr/bin/python3; the tests only read the files.
+# Writes the preprocessing goldens of tests/test-preprocess.c into tests/data/preprocess/ from
+# preprocess_ref.py, and cross-checks the reference against the libraries the official pipeline uses where
+# they are installed (Pillow, torch, torchaudio). Run by hand with /usr/bin/python3; the tests only read the
+# files.
 import math
 import os
 import sys
@@ -22,8 +23,8 @@ def photo(h, w, seed, gray=False):
     rng = np.random.RandomState(seed)
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     u, v = x / w, y / h
-    img = np.stack([120 + 100 * np.sin(3 * u + 1.5 * v), 90 + 80 * v + 40 * np.cos(7 * u * v), 200 - 150 * u * v],
-                   axis=2)
+    img = np.stack([120 + 100 * np.sin(3 * u + 1.5 * v), 90 + 80 * v + 40 * np.cos(7 * u * v),
+                    200 - 150 * u * v], axis=2)
     disc = (u - 0.6) ** 2 + (v - 0.4) ** 2 < 0.05
     img[disc] = [230, 40, 30]
     img[(np.abs(u - 0.25) < 0.08) & (v > 0.55)] = [20, 30, 60]
@@ -80,7 +81,8 @@ def video():
     save("video_clip_frames", np.array(idx, np.int32))
     win = [(30, 5), (31, 5), (7, 5), (1, 5), (100, 8), (64, 1), (10, 10), (1001, 7)]
     save("video_window_cases", np.array(win, np.int32))
-    save("video_window_frames", np.concatenate([ref.video_window_frames(n, t) for n, t in win]).astype(np.int32))
+    frames = np.concatenate([ref.video_window_frames(n, t) for n, t in win])
+    save("video_window_frames", frames.astype(np.int32))
     for name, frame in (("land", photo(144, 256, 6)), ("port", photo(260, 150, 7))):
         out = ref.video_frame(frame)
         try:
@@ -137,15 +139,16 @@ def audio():
                 print(f"  torchaudio {torchaudio.__version__} resample vs reference: max |diff| = "
                       f"{np.abs(w.numpy() - ref.resample(wav, rate, 16000)).max():.3g}")
             w = w - w.mean()
-            tf = torchaudio.compliance.kaldi.fbank(w, htk_compat=True, sample_frequency=16000, use_energy=False,
-                                                   window_type="hanning", num_mel_bins=128, dither=0.0,
-                                                   frame_shift=10).numpy()
+            tf = torchaudio.compliance.kaldi.fbank(w, htk_compat=True, sample_frequency=16000,
+                                                   use_energy=False, window_type="hanning", num_mel_bins=128,
+                                                   dither=0.0, frame_shift=10).numpy()
             d = np.abs(tf - fb)
             t64 = torchaudio.compliance.kaldi.fbank(w.double(), htk_compat=True, sample_frequency=16000,
                                                     use_energy=False, window_type="hanning", num_mel_bins=128,
                                                     dither=0.0, frame_shift=10).numpy()
-            print(f"  torchaudio kaldi.fbank vs reference (log-mel): max |diff| = {d.max():.3g}, 99.9th percentile "
-                  f"{np.percentile(d, 99.9):.3g}; on float64 input max |diff| = {np.abs(t64 - fb).max():.3g}")
+            print(f"  torchaudio kaldi.fbank vs reference (log-mel): max |diff| = {d.max():.3g}, "
+                  f"99.9th percentile {np.percentile(d, 99.9):.3g}; on float64 input max |diff| = "
+                  f"{np.abs(t64 - fb).max():.3g}")
         except ImportError:
             pass
         save(f"audio_{name}_in", s16.T if rate == 44100 else wav[0])
@@ -168,7 +171,8 @@ def points():
     pc = np.concatenate([xyz, rgb], axis=1).astype(np.float32)
     pc = pc[rng.permutation(n)]
     x, f, k = ref.point_prepare(pc)
-    print(f"point: {len(np.unique(pc[:, 3:], axis=0))} distinct colours, {len(np.unique(f))} distinct centres")
+    print(f"point: {len(np.unique(pc[:, 3:], axis=0))} distinct colours, "
+          f"{len(np.unique(f))} distinct centres")
     save("point_in", pc)
     save("point_norm", x)
     save("point_fps", f.astype(np.int32))
@@ -187,7 +191,8 @@ def imu():
     for rate, n in ((100, 300), (250, 700)):
         t = np.arange(n) / rate
         sig = np.stack([9.81 * np.sin(2 * np.pi * 1.3 * t), np.cos(2 * np.pi * 0.7 * t), 0.3 + 0 * t,
-                        0.5 * np.sin(2 * np.pi * 4 * t), rng.normal(0, 0.1, n), np.sign(np.sin(2 * np.pi * t))])
+                        0.5 * np.sin(2 * np.pi * 4 * t), rng.normal(0, 0.1, n),
+                        np.sign(np.sin(2 * np.pi * t))])
         sig = sig.astype(np.float32)
         out = ref.imu(sig, rate)
         try:

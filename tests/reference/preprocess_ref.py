@@ -1,6 +1,7 @@
-# Reference preprocessing of every OneLLM modality in numpy, written from the model spec (§2) and the documented
-# algorithms of the libraries the official pipeline calls (Pillow, torchvision, pytorchvideo, torchaudio, the
-# pointnet2 CUDA kernel, torch.cdist/topk). Independent of the C code; used to generate the goldens.
+# Reference preprocessing of every OneLLM modality in numpy, written from the model spec (§2) and the
+# documented algorithms of the libraries the official pipeline calls (Pillow, torchvision, pytorchvideo,
+# torchaudio, the pointnet2 CUDA kernel, torch.cdist/topk). Independent of the C code; used to generate the
+# goldens.
 import math
 from fractions import Fraction
 
@@ -162,7 +163,8 @@ def video_frame(frame, size=224, n_crops=3):
     return np.stack(crops).astype(np.float32)
 
 
-# ---------------------------------------------------------------- audio (torchaudio 0.13 Resample + kaldi.fbank)
+# ---------------------------------------------------------------- audio (torchaudio 0.13 Resample +
+# kaldi.fbank)
 
 def resample_kernel(orig, new):
     g = math.gcd(orig, new)
@@ -224,8 +226,8 @@ def kaldi_fbank(wav, n_mels=128):
 
 
 def audio_features(wav, rate, n_mels=128, target=1024):
-    """wav [C, N] float32 in [-1, 1] → (the log-mel rows before padding [frames, n_mels], model input [1, n_mels,
-    target])."""
+    """wav [C, N] float32 in [-1, 1] → (the log-mel rows before padding [frames, n_mels],
+    the model input [1, n_mels, target])."""
     x = resample(wav, rate, 16000)
     x = (x - np.float32(x.astype(np.float64).mean())).astype(np.float32)
     fb = kaldi_fbank(x, n_mels).astype(np.float32)
