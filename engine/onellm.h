@@ -8,3 +8,5 @@
 #include "tensor.h"
 #include "graph.h"
 #include "ops.h"
+#include "npy.h"
+#include "preprocess.h"
