@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -735,6 +736,18 @@ ol_gguf_find_tensor (const OlGguf *g, const char *name)
   g_return_val_if_fail (g != NULL && name != NULL, NULL);
   gsize i = GPOINTER_TO_SIZE (g_hash_table_lookup (g->tensor_index, name));
   return i == 0 ? NULL : &g->tensors[i - 1];
+}
+
+void
+ol_gguf_drop_pages (const OlGguf *g, const OlGgufTensor *t)
+{
+  g_return_if_fail (g != NULL && t != NULL);
+  if (g->map == NULL || t->n_bytes == 0)
+    return;
+  /* a private read-only file mapping: dropped pages are read back from the file on access */
+  guintptr page = sysconf (_SC_PAGESIZE);
+  guintptr start = (guintptr) t->data - (guintptr) t->data % page;
+  madvise ((void *) start, (guintptr) t->data + t->n_bytes - start, MADV_DONTNEED);
 }
 
 /* ---- writer ---- */

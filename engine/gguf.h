@@ -108,6 +108,11 @@ OL_API const OlGgufTensor *ol_gguf_tensor (const OlGguf *gguf, gsize i);
 /* NULL if absent. */
 OL_API const OlGgufTensor *ol_gguf_find_tensor (const OlGguf *gguf, const char *name);
 
+/* Lets the kernel drop the pages of the mapped file that hold the tensor (once it has been uploaded
+ * or converted), so that resident memory does not grow to the size of the model. The data stays
+ * readable: it is read from the file again if touched. Does nothing for ol_gguf_open_bytes. */
+OL_API void ol_gguf_drop_pages (const OlGguf *gguf, const OlGgufTensor *tensor);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OlGguf, ol_gguf_free)
 
 /* Writer: collects metadata and tensors, then writes the file in one go to a temporary name beside

@@ -73,13 +73,15 @@ class ConvertError(Exception):
 # ---------------------------------------------------------------- reading checkpoints
 
 class Tensor:
-    """A checkpoint tensor: torch shape, dtype name ('bf16', 'f16', 'f32', ...) and a loader of its
-    elements as a C-contiguous numpy array (bf16 as raw uint16)."""
+    """A checkpoint tensor: torch shape, dtype name ('bf16', 'f16', 'f32', ...), a loader of its
+    elements as a C-contiguous numpy array (bf16 as raw uint16), and a release function that lets the
+    kernel drop the pages the loader mapped in (so memory use stays flat over a 15 GB file)."""
 
-    def __init__(self, shape, dtype, load):
+    def __init__(self, shape, dtype, load, release=lambda: None):
         self.shape = tuple(shape)
         self.dtype = dtype
         self.load = load
+        self.release = release
 
 
 _STORAGE_DTYPES = {
@@ -121,15 +123,21 @@ class _LazyUnpickler(pickle.Unpickler):
 
 
 def _rebuild_tensor(storage, offset, shape, stride, *_):
-    storage_type, array = storage
+    storage_type, storage_array = storage
+    mapped = []
 
     def load():
-        a = array()
+        a, release = storage_array()
+        mapped.append(release)
         itemsize = a.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(a[offset:], shape=tuple(shape),
                                                strides=tuple(s * itemsize for s in stride))
         return np.ascontiguousarray(view)
-    return Tensor(shape, storage_type.dtype, load)
+
+    def release():
+        while mapped:
+            mapped.pop()()
+    return Tensor(shape, storage_type.dtype, load, release)
 
 
 def _lazy_load(path):
@@ -145,11 +153,13 @@ def _lazy_load(path):
     def storage_array(key, np_dtype, numel):
         info = zf.getinfo(f"{prefix}data/{key}")
         if info.compress_type != zipfile.ZIP_STORED:
-            return np.frombuffer(zf.read(info), np_dtype, numel)
+            return np.frombuffer(zf.read(info), np_dtype, numel), lambda: None
         # the local header's name and extra lengths can differ from the central directory's
         name_len, extra_len = struct.unpack("<HH", mm[info.header_offset + 26:info.header_offset + 30])
         start = info.header_offset + 30 + name_len + extra_len
-        return np.frombuffer(mm, np_dtype, numel, start)
+        page = start - start % mmap.PAGESIZE
+        size = start + numel * np.dtype(np_dtype).itemsize - page
+        return np.frombuffer(mm, np_dtype, numel, start), lambda: mm.madvise(mmap.MADV_DONTNEED, page, size)
 
     with zf.open(pkl[0]) as fp:
         obj = _LazyUnpickler(fp, storage_array).load()
@@ -585,6 +595,8 @@ def producer(name, tensor, out_type):
                 if np.isinf(h).sum() != np.isinf(f).sum():
                     raise ConvertError(f"{name}: values beyond the f16 range; use --outtype bf16 or f32")
                 yield h
+        del a
+        tensor.release()
     return chunks
 
 

@@ -58,6 +58,7 @@ choose_type (const OlGgufTensor *t, OlType target)
 }
 
 typedef struct {
+  const OlGguf *file;
   const OlGgufTensor *src;
   OlType type;
 } Job;
@@ -95,6 +96,7 @@ fill (void *dst, guint64 n_bytes, gpointer user_data, GError **error)
   const OlGgufTensor *t = job->src;
   if (job->type == t->type) {
     memcpy (dst, t->data, n_bytes);
+    ol_gguf_drop_pages (job->file, t);
     return TRUE;
   }
   gint64 rows = ol_gguf_tensor_n_elements (t) / MAX (t->ne[0], 1);
@@ -111,6 +113,7 @@ fill (void *dst, guint64 n_bytes, gpointer user_data, GError **error)
     g_thread_join (threads[i]);
   g_free (threads);
   g_free (slices);
+  ol_gguf_drop_pages (job->file, t);
   return TRUE;
 }
 
@@ -161,7 +164,7 @@ main (int argc, char **argv)
   guint64 in_bytes = 0, out_bytes = 0;
   for (gsize i = 0; i < n; i++) {
     const OlGgufTensor *t = ol_gguf_tensor (in, i);
-    jobs[i] = (Job) { t, choose_type (t, target) };
+    jobs[i] = (Job) { in, t, choose_type (t, target) };
     if (ol_type_is_quantized (t->type) && t->type != target && is_matrix (t))
       return fail ("%s: tensor %s is %s already; quantize from an f32, f16 or bf16 model", argv[1], t->name,
                    ol_type_name (t->type));
