@@ -169,6 +169,26 @@ def convert(args, checkpoint, tokenizer, outtype, outfile):
                            "--outtype", outtype, "--outfile", outfile], capture_output=True, text=True)
 
 
+def check_info(args, path, cfg):
+    info = subprocess.run([args.cli, "info", path], capture_output=True, text=True).stdout
+    want = [
+        "architecture: onellm, name OneLLM",
+        f"LLM:         {cfg['llm_layers']} layers, width {cfg['llm_dim']}, {cfg['llm_heads']} heads "
+        f"({cfg['llm_heads']} kv), FFN {mc.ffn_hidden(cfg['llm_dim'], cfg['multiple_of'])}, context 2048",
+        f"CLIP:        {cfg['clip_layers']} layers, width {cfg['clip_width']}, {cfg['clip_heads']} heads, "
+        f"MLP {cfg['clip_mlp']}, patch 14, image 224",
+        f"UPM:         {cfg['upm_experts']} experts x {cfg['upm_blocks']} blocks, width {cfg['clip_width']}",
+        "modalities:  image (257 tokens x 1), video (257 tokens x 15), audio (1213 tokens x 1), point (1025 "
+        "tokens x 1), depth (257 tokens x 2), normal (257 tokens x 2), fmri (9 tokens x 1), imu (392 tokens x 1)",
+        f"tokenizer:   \"llama\", {cfg['vocab_size']} tokens, BOS 1, EOS 2",
+        "tensors:     237 (f32 121, f16 116)",
+    ]
+    missing = [w for w in want if w not in info]
+    if missing:
+        print(f"FAIL: onellm-cli info {path} printed:\n{info}\nwithout:\n" + "\n".join(missing))
+    return not missing
+
+
 def expect_refused(args, work, tokenizer, name, sd, cfg, words):
     folder = os.path.join(work, name)
     mc.write_checkpoint(folder, cfg, state_dict=sd)
@@ -186,6 +206,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--checker", required=True)
     ap.add_argument("--converter", required=True)
+    ap.add_argument("--cli", required=True, help="onellm-cli, whose info command is checked on one file")
     ap.add_argument("--workdir", required=True)
     args = ap.parse_args()
     work = args.workdir
@@ -215,6 +236,8 @@ def main():
             c = subprocess.run([args.checker, out, mpath], capture_output=True, text=True)
             print(c.stdout.strip(), c.stderr.strip())
             ok = ok and c.returncode == 0
+            if outtype == "f16":
+                ok &= check_info(args, out, cfg)
             os.remove(out)
 
     # torch's pre-1.6 serialization is not a zip: the converter falls back to torch.load
