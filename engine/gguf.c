@@ -880,16 +880,65 @@ set_scalar (OlGgufWriter *w, const char *key, OlGgufType type, const void *v)
   set_payload (w, key, type, g_byte_array_free_to_bytes (b));
 }
 
-void ol_gguf_writer_set_u8 (OlGgufWriter *w, const char *key, guint8 v) { set_scalar (w, key, OL_GGUF_TYPE_UINT8, &v); }
-void ol_gguf_writer_set_i8 (OlGgufWriter *w, const char *key, gint8 v) { set_scalar (w, key, OL_GGUF_TYPE_INT8, &v); }
-void ol_gguf_writer_set_u16 (OlGgufWriter *w, const char *key, guint16 v) { set_scalar (w, key, OL_GGUF_TYPE_UINT16, &v); }
-void ol_gguf_writer_set_i16 (OlGgufWriter *w, const char *key, gint16 v) { set_scalar (w, key, OL_GGUF_TYPE_INT16, &v); }
-void ol_gguf_writer_set_u32 (OlGgufWriter *w, const char *key, guint32 v) { set_scalar (w, key, OL_GGUF_TYPE_UINT32, &v); }
-void ol_gguf_writer_set_i32 (OlGgufWriter *w, const char *key, gint32 v) { set_scalar (w, key, OL_GGUF_TYPE_INT32, &v); }
-void ol_gguf_writer_set_u64 (OlGgufWriter *w, const char *key, guint64 v) { set_scalar (w, key, OL_GGUF_TYPE_UINT64, &v); }
-void ol_gguf_writer_set_i64 (OlGgufWriter *w, const char *key, gint64 v) { set_scalar (w, key, OL_GGUF_TYPE_INT64, &v); }
-void ol_gguf_writer_set_f32 (OlGgufWriter *w, const char *key, float v) { set_scalar (w, key, OL_GGUF_TYPE_FLOAT32, &v); }
-void ol_gguf_writer_set_f64 (OlGgufWriter *w, const char *key, double v) { set_scalar (w, key, OL_GGUF_TYPE_FLOAT64, &v); }
+void
+ol_gguf_writer_set_u8 (OlGgufWriter *w, const char *key, guint8 v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_UINT8, &v);
+}
+
+void
+ol_gguf_writer_set_i8 (OlGgufWriter *w, const char *key, gint8 v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_INT8, &v);
+}
+
+void
+ol_gguf_writer_set_u16 (OlGgufWriter *w, const char *key, guint16 v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_UINT16, &v);
+}
+
+void
+ol_gguf_writer_set_i16 (OlGgufWriter *w, const char *key, gint16 v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_INT16, &v);
+}
+
+void
+ol_gguf_writer_set_u32 (OlGgufWriter *w, const char *key, guint32 v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_UINT32, &v);
+}
+
+void
+ol_gguf_writer_set_i32 (OlGgufWriter *w, const char *key, gint32 v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_INT32, &v);
+}
+
+void
+ol_gguf_writer_set_u64 (OlGgufWriter *w, const char *key, guint64 v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_UINT64, &v);
+}
+
+void
+ol_gguf_writer_set_i64 (OlGgufWriter *w, const char *key, gint64 v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_INT64, &v);
+}
+
+void
+ol_gguf_writer_set_f32 (OlGgufWriter *w, const char *key, float v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_FLOAT32, &v);
+}
+
+void
+ol_gguf_writer_set_f64 (OlGgufWriter *w, const char *key, double v)
+{
+  set_scalar (w, key, OL_GGUF_TYPE_FLOAT64, &v);
+}
 
 void
 ol_gguf_writer_set_bool (OlGgufWriter *w, const char *key, gboolean v)

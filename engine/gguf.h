@@ -124,7 +124,7 @@ typedef struct _OlGgufWriter OlGgufWriter;
 OL_API OlGgufWriter *ol_gguf_writer_new (void);
 OL_API void ol_gguf_writer_free (OlGgufWriter *w);
 
-/* Also records general.alignment when it differs from the default. A power of two. */
+/* A power of two; also recorded as general.alignment. */
 OL_API void ol_gguf_writer_set_alignment (OlGgufWriter *w, guint32 alignment);
 
 OL_API void ol_gguf_writer_set_u8 (OlGgufWriter *w, const char *key, guint8 v);

@@ -491,8 +491,7 @@ test_round_trip (void)
   ol_gguf_writer_set_array (w, "a.bool", OL_GGUF_TYPE_BOOL, bools, 3);
   ol_gguf_writer_set_array (w, "a.empty", OL_GGUF_TYPE_UINT8, NULL, 0);
   ol_gguf_writer_set_string_array (w, "a.string", words, 3);
-  /* an array of two arrays: [u32 5, u32 6] and [string "x"] is not allowed (one element type), so
-   * [[5, 6], [7]] of u32 */
+  /* an array of two u32 arrays: [[5, 6], [7]] */
   GByteArray *nested = g_byte_array_new ();
   put_u32 (nested, OL_GGUF_TYPE_UINT32);
   put_u64 (nested, 2);
