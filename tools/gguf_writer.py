@@ -58,9 +58,6 @@ class GGUFWriter:
     def add_uint32(self, key, value):
         self.add_scalar(key, UINT32, value)
 
-    def add_int32(self, key, value):
-        self.add_scalar(key, INT32, value)
-
     def add_float32(self, key, value):
         self.add_scalar(key, FLOAT32, value)
 
