@@ -168,11 +168,11 @@ def _lazy_load(path):
 
 def _torch_load(path):
     """Fallback for files the lazy reader does not understand: torch.load (memory-mapped where this
-    torch supports it)."""
+    torch supports it, which is only for its zip format)."""
     import inspect
     import torch
     kwargs = {"map_location": "cpu"}
-    if "mmap" in inspect.signature(torch.load).parameters:
+    if "mmap" in inspect.signature(torch.load).parameters and zipfile.is_zipfile(path):
         kwargs["mmap"] = True
     sd = torch.load(path, **kwargs)
     out = collections.OrderedDict()
