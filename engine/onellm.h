@@ -3,6 +3,7 @@
 
 #include "error.h"
 #include "types.h"
+#include "gguf.h"
 #include "device.h"
 #include "memory.h"
 #include "tensor.h"
