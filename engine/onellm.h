@@ -11,3 +11,4 @@
 #include "ops.h"
 #include "npy.h"
 #include "preprocess.h"
+#include "tokenizer.h"
