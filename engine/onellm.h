@@ -12,3 +12,6 @@
 #include "npy.h"
 #include "preprocess.h"
 #include "tokenizer.h"
+#include "model.h"
+#include "encoder.h"
+#include "session.h"
