@@ -14,3 +14,4 @@ int cli_fail (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
 int cli_fail_error (GError *error);
 
 int cli_devices (int argc, char **argv);
+int cli_info (int argc, char **argv);

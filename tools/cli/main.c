@@ -6,6 +6,7 @@
 
 static const CliCommand commands[] = {
   { "devices", "list Vulkan devices and describe the one the engine picks", cli_devices },
+  { "info", "describe a GGUF model file: architecture, sizes, modalities, tensors", cli_info },
 };
 
 int
