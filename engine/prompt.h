@@ -9,7 +9,8 @@ G_BEGIN_DECLS
 /* The turn separator of OneLLM's template (conversation_lib's conv_v1_2, SINGLE style). */
 #define OL_PROMPT_SEPARATOR "###"
 
-/* The template's system text: "A chat between a curious human and an artificial intelligence assistant. …". */
+/* The template's system text: "A chat between a curious human and an artificial intelligence
+ * assistant. …". */
 OL_API const char *ol_prompt_default_system (void);
 
 typedef struct {

@@ -29,8 +29,8 @@ check_id (const char *key, gint64 id, gsize n, GError **error)
 {
   if (id < (gint64) n)
     return TRUE;
-  g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s %" G_GINT64_FORMAT " is outside the vocabulary of %"
-               G_GSIZE_FORMAT " pieces", key, id, n);
+  g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s %" G_GINT64_FORMAT
+               " is outside the vocabulary of %" G_GSIZE_FORMAT " pieces", key, id, n);
   return FALSE;
 }
 
@@ -57,17 +57,18 @@ ol_tokenizer_new_from_gguf (const OlGguf *gguf, GError **error)
       !ol_gguf_get_i32_array (gguf, "tokenizer.ggml.token_type", &types, &n_types, error))
     return NULL;
   if (n_scores != n || n_types != n) {
-    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "the tokenizer arrays differ in length (%" G_GSIZE_FORMAT
-                 " tokens, %" G_GSIZE_FORMAT " scores, %" G_GSIZE_FORMAT " types)", n, n_scores, n_types);
+    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "the tokenizer arrays differ in length (%"
+                 G_GSIZE_FORMAT " tokens, %" G_GSIZE_FORMAT " scores, %" G_GSIZE_FORMAT " types)",
+                 n, n_scores, n_types);
     return NULL;
   }
   gint64 bos, eos, unk;
-  gboolean add_space_prefix, remove_extra_whitespaces;
+  gboolean add_space_prefix, remove_extra_ws;
   if (!optional_id (gguf, "tokenizer.ggml.bos_token_id", &bos, error) ||
       !optional_id (gguf, "tokenizer.ggml.eos_token_id", &eos, error) ||
       !optional_id (gguf, "tokenizer.ggml.unknown_token_id", &unk, error) ||
       !optional_bool (gguf, "tokenizer.ggml.add_space_prefix", TRUE, &add_space_prefix, error) ||
-      !optional_bool (gguf, "tokenizer.ggml.remove_extra_whitespaces", FALSE, &remove_extra_whitespaces, error) ||
+      !optional_bool (gguf, "tokenizer.ggml.remove_extra_whitespaces", FALSE, &remove_extra_ws, error) ||
       !check_id ("tokenizer.ggml.bos_token_id", bos, n, error) ||
       !check_id ("tokenizer.ggml.eos_token_id", eos, n, error) ||
       !check_id ("tokenizer.ggml.unknown_token_id", unk, n, error))
@@ -79,8 +80,8 @@ ol_tokenizer_new_from_gguf (const OlGguf *gguf, GError **error)
   /* The unknown piece is the one of type UNKNOWN; a file naming another would encode differently
    * elsewhere. */
   if (unk >= 0 && unk != ol_tokenizer_unk (tok)) {
-    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "tokenizer.ggml.unknown_token_id is %" G_GINT64_FORMAT
-                 " but the unknown piece is %d", unk, ol_tokenizer_unk (tok));
+    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "tokenizer.ggml.unknown_token_id is %"
+                 G_GINT64_FORMAT " but the unknown piece is %d", unk, ol_tokenizer_unk (tok));
     ol_tokenizer_free (tok);
     return NULL;
   }
@@ -89,6 +90,6 @@ ol_tokenizer_new_from_gguf (const OlGguf *gguf, GError **error)
     ol_tokenizer_free (tok);
     return NULL;
   }
-  ol_tokenizer_set_normalizer (tok, add_space_prefix, remove_extra_whitespaces);
+  ol_tokenizer_set_normalizer (tok, add_space_prefix, remove_extra_ws);
   return tok;
 }

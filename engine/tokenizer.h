@@ -1,4 +1,4 @@
-/* SentencePiece BPE tokenizer (the LLaMA vocabulary): encode and decode exactly as sentencepiece 0.1.97 does. */
+/* SentencePiece BPE tokenizer (the LLaMA vocabulary): encode and decode as sentencepiece 0.1.97 does. */
 #pragma once
 
 #include <glib.h>

@@ -21,7 +21,10 @@ while IFS=$'\t' read -r escaped want; do
   text=${text%x}
   for model in "$gguf" "$spm"; do
     got=$("$cli" tokenize --model "$model" "$text")
-    [ "$got" = "$want" ] || { printf 'tokenize %s with %s:\n got  %s\n want %s\n' "$escaped" "$model" "$got" "$want"; exit 1; }
+    if [ "$got" != "$want" ]; then
+      printf 'tokenize %s with %s:\n got  %s\n want %s\n' "$escaped" "$model" "$got" "$want"
+      exit 1
+    fi
     # shellcheck disable=SC2086
     back=$("$cli" detokenize --model "$model" $got; printf x)
     back=${back%$'\n'x}
@@ -53,7 +56,8 @@ want_error="$work/tensors.gguf: missing key 'tokenizer.ggml.tokens'" \
 head -c 100000 "$gguf" >"$work/cut.gguf"
 want_error="$work/cut.gguf: .*file" expect_failure tokenize --model "$work/cut.gguf" "x"
 printf 'not a model' >"$work/text.model"
-want_error="$work/text.model: not a valid SentencePiece model" expect_failure tokenize --model "$work/text.model" "x"
+want_error="$work/text.model: not a valid SentencePiece model" \
+  expect_failure tokenize --model "$work/text.model" "x"
 want_error="--model is required" expect_failure tokenize "x"
 want_error="expected one TEXT argument, got 2" expect_failure tokenize --model "$spm" "x" "y"
 want_error="'32000' is not a token id (0 to 31999)" expect_failure detokenize --model "$gguf" 1 32000

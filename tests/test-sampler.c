@@ -1,4 +1,4 @@
-/* Sampler: greedy, top-p boundaries, top-k, draw frequencies against the exact distribution, non-finite logits. */
+/* Sampler: greedy, top-p boundaries, top-k, draw frequencies against the exact distribution, NaN and Inf. */
 #include "onellm.h"
 
 #include <math.h>
@@ -233,7 +233,8 @@ test_determinism (void)
   for (int i = 0; i < 64; i++)
     logits[i] = (float) ((i * 37) % 11) * 0.3f;
   gint32 a[200], b[200], c[200];
-  OlSampler *s1 = sampler (1, 0.95f, 0, 1234), *s2 = sampler (1, 0.95f, 0, 1234), *s3 = sampler (1, 0.95f, 0, 1235);
+  OlSampler *s1 = sampler (1, 0.95f, 0, 1234), *s2 = sampler (1, 0.95f, 0, 1234);
+  OlSampler *s3 = sampler (1, 0.95f, 0, 1235);
   for (int i = 0; i < 200; i++) {
     a[i] = ol_sampler_sample (s1, logits, 64);
     b[i] = ol_sampler_sample (s2, logits, 64);

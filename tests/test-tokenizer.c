@@ -161,7 +161,8 @@ check_stream (OlDetokenizer *det, const OlTokenizer *tok, const gint32 *ids, gsi
   GString *got = g_string_new (NULL);
   for (gsize i = 0; i <= n; i++) {
     gsize len;
-    g_autofree char *chunk = i < n ? ol_detokenizer_push (det, ids[i], &len) : ol_detokenizer_flush (det, &len);
+    g_autofree char *chunk = i < n ? ol_detokenizer_push (det, ids[i], &len)
+                                   : ol_detokenizer_flush (det, &len);
     g_assert_true (valid_utf8 (chunk, len));
     g_string_append_len (got, chunk, len);
   }
@@ -460,7 +461,9 @@ tokenizer_from_gguf (const char *dir, const GgufTweak *tweak, GError **error)
     case OL_GGUF_TYPE_INT32: ol_gguf_writer_set_i32 (w, tweak->key, (gint32) tweak->value); break;
     case OL_GGUF_TYPE_BOOL: ol_gguf_writer_set_bool (w, tweak->key, (gboolean) tweak->value); break;
     case OL_GGUF_TYPE_STRING: ol_gguf_writer_set_string (w, tweak->key, tweak->str); break;
-    case OL_GGUF_TYPE_FLOAT32: ol_gguf_writer_set_array (w, tweak->key, tweak->type, scores, tweak->value); break;
+    case OL_GGUF_TYPE_FLOAT32:
+      ol_gguf_writer_set_array (w, tweak->key, tweak->type, scores, tweak->value);
+      break;
     case OL_GGUF_TYPE_ARRAY: break;
     default: g_assert_not_reached ();
     }
@@ -523,7 +526,8 @@ test_from_gguf (void)
     { { "tokenizer.ggml.model", OL_GGUF_TYPE_STRING, 0, "gpt2" }, OL_ERROR_UNSUPPORTED, "'gpt2'" },
     { { "tokenizer.ggml.tokens", OL_GGUF_TYPE_ARRAY, 0, NULL }, OL_ERROR_CORRUPT_FILE,
       "missing key 'tokenizer.ggml.tokens'" },
-    { { "tokenizer.ggml.scores", OL_GGUF_TYPE_FLOAT32, 31999, NULL }, OL_ERROR_CORRUPT_FILE, "differ in length" },
+    { { "tokenizer.ggml.scores", OL_GGUF_TYPE_FLOAT32, 31999, NULL }, OL_ERROR_CORRUPT_FILE,
+      "differ in length" },
     { { "tokenizer.ggml.bos_token_id", OL_GGUF_TYPE_UINT32, 32000, NULL }, OL_ERROR_CORRUPT_FILE,
       "bos_token_id 32000 is outside" },
     { { "tokenizer.ggml.eos_token_id", OL_GGUF_TYPE_INT32, 2, NULL }, OL_ERROR_CORRUPT_FILE, "eos_token_id" },
@@ -579,7 +583,8 @@ put_piece (GByteArray *b, const char *piece, guint type)
 /* A minimal model: 3 special pieces and "a", trainer_spec with the given model type and extra bytes,
  * normalizer_spec with the given bytes. */
 static GByteArray *
-minimal_model (guint model_type, const guint8 *trainer_extra, gsize trainer_len, const guint8 *norm, gsize norm_len)
+minimal_model (guint model_type, const guint8 *trainer_extra, gsize trainer_len, const guint8 *norm,
+               gsize norm_len)
 {
   GByteArray *b = g_byte_array_new ();
   put_piece (b, "<unk>", 2);

@@ -49,7 +49,8 @@ decode_both (const OlTokenizer *tok, const gint32 *ids, gsize n, gsize *len)
   GString *streamed = g_string_new (NULL);
   for (gsize i = 0; i <= n; i++) {
     gsize chunk_len;
-    char *chunk = i < n ? ol_detokenizer_push (det, ids[i], &chunk_len) : ol_detokenizer_flush (det, &chunk_len);
+    char *chunk = i < n ? ol_detokenizer_push (det, ids[i], &chunk_len)
+                        : ol_detokenizer_flush (det, &chunk_len);
     if (!valid_utf8 (chunk, chunk_len))
       __builtin_trap ();
     g_string_append_len (streamed, chunk, chunk_len);

@@ -88,8 +88,8 @@ cli_detokenize (int argc, char **argv)
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("ID... - print the text of token ids");
   g_option_context_add_main_entries (ctx, entries, NULL);
-  g_option_context_set_description (ctx, "Arguments may hold several ids separated by spaces, as tokenize prints "
-                                         "them; control tokens such as BOS print nothing.");
+  g_option_context_set_description (ctx, "Arguments may hold several ids separated by spaces, as tokenize "
+                                         "prints them; control tokens such as BOS print nothing.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return cli_fail_error (g_steal_pointer (&error));
