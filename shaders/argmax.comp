@@ -40,7 +40,8 @@ void main ()
         if (t < s) {
             float ov = red_v[t + s];
             uint oi = red_i[t + s];
-            if (oi != 0xffffffffu && (red_i[t] == 0xffffffffu || ov > red_v[t] || (ov == red_v[t] && oi < red_i[t]))) {
+            uint mi = red_i[t];
+            if (oi != 0xffffffffu && (mi == 0xffffffffu || ov > red_v[t] || (ov == red_v[t] && oi < mi))) {
                 red_v[t] = ov;
                 red_i[t] = oi;
             }

@@ -233,8 +233,8 @@ ref_softmax (const float *x, float *y, gsize rows, gsize cols, float scale, floa
       y[r * cols + i] = (float) v;
       /* exp: 3 + 2|a| ulp (Vulkan's bound); its argument: a possibly fused product and the subtraction;
        * the sum of terms ≤ 1, then the reciprocal and product */
-      tol[r * cols + i] = (float) (v * ((5 + 4 * fabs (a) + 2 * fabs (scale * xr[i])) * u + row_sum_rel (cols) +
-                                        4 * u) + 1e-30);
+      double e = (9 + 4 * fabs (a) + 2 * fabs (scale * xr[i])) * u + row_sum_rel (cols);
+      tol[r * cols + i] = (float) (v * e + 1e-30);
     }
   }
 }
@@ -264,7 +264,8 @@ ref_rope (const float *x, const gint32 *pos, float *y, gsize dim, gsize T, gsize
 }
 
 void
-ref_im2col (const float *x, float *y, gsize W, gsize H, gsize C, gsize F, guint kh, guint kw, guint sh, guint sw)
+ref_im2col (const float *x, float *y, gsize W, gsize H, gsize C, gsize F, guint kh, guint kw, guint sh,
+            guint sw)
 {
   gsize OW = (W - kw) / sw + 1, OH = (H - kh) / sh + 1, K = C * kh * kw;
   for (gsize f = 0; f < F; f++)

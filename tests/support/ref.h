@@ -39,15 +39,16 @@ float ref_silu (float x);
 /* Row ops over rows × cols, row-major. Each writes a per-element tolerance derived from the shader's
  * float operation count (u = 2^-24 per rounding; sums per invocation then over a 256-wide tree). */
 void ref_rms_norm (const float *x, const float *w, float *y, gsize rows, gsize cols, float eps, float *tol);
-void ref_layer_norm (const float *x, const float *w, const float *b, float *y, gsize rows, gsize cols, float eps,
-                     float *tol);
+void ref_layer_norm (const float *x, const float *w, const float *b, float *y, gsize rows, gsize cols,
+                     float eps, float *tol);
 void ref_softmax (const float *x, float *y, gsize rows, gsize cols, float scale, float *tol);
 /* LLaMA's recipe: freq = 1 / theta^(2k/head_dim) and angle = pos · freq in float, then exact cos/sin.
  * x is [dim, T, batches]; the tolerance covers a few-ulp pow/exp2 on the device, scaled by the angle. */
 void ref_rope (const float *x, const gint32 *pos, float *y, gsize dim, gsize T, gsize batches, guint n_heads,
                float theta, float *tol);
 /* x [W, H, C, F] → y [C·kh·kw, OH·OW, F]. */
-void ref_im2col (const float *x, float *y, gsize W, gsize H, gsize C, gsize F, guint kh, guint kw, guint sh, guint sw);
+void ref_im2col (const float *x, float *y, gsize W, gsize H, gsize C, gsize F, guint kh, guint kw, guint sh,
+                 guint sw);
 /* Index of the maximum of each row, the lowest on ties. */
 void ref_argmax (const float *x, gint32 *y, gsize rows, gsize cols);
 
