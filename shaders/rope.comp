@@ -23,7 +23,7 @@ layout(binding = 2) writeonly buffer Y { float y[]; };
 // 2π = C1 + C2 + C3 with C1 and C2 short enough that k·C1 and k·C2 are exact for |k| < 2^15.
 const float C1 = 6.28125;
 const float C2 = 0.0019378662109375;
-const float C3 = -2.5590313510231e-6;
+const float C3 = -2.559031351268e-6;
 
 void main ()
 {
