@@ -3,6 +3,11 @@
 // Otherwise: 64×64 output tiles through shared memory, 4×4 outputs per invocation.
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#if defined(SUBGROUP)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 
 layout(push_constant) uniform Params {
     uint M, N, K;
@@ -16,9 +21,11 @@ layout(push_constant) uniform Params {
 
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer W { uint w[]; };
+layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
 layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 
+#define W_CHUNKS
 #include "types.glsl"
 
 float finish (uint m, uint n, float acc)
@@ -32,48 +39,116 @@ float finish (uint m, uint n, float acc)
 
 #if defined(MATVEC)
 
-#define WG 128
-#define MAX_M 8
-layout(local_size_x = WG) in;
+// One workgroup computes ROWS outputs for every row of X: its invocations split K, each streaming
+// whole chunks (types.glsl) of the ROWS weight rows and reusing each load for all MV rows of X, then
+// the partial sums are reduced across the workgroup. VEC: rows of W are 16-byte aligned and rows of X
+// start at a multiple of 4 floats, so chunks and vec4 loads apply; otherwise elements are read in 4s.
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ROWS = 1;
+layout(constant_id = 2) const uint MV = 1;       // = p.M
+layout(constant_id = 3) const bool VEC = false;
 
-shared float red[MAX_M][WG];
+layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
+
+// SUBGROUP: one partial sum per subgroup; otherwise one per invocation (the workgroup size is a power of 2).
+shared float red[ROWS * MV][gl_WorkGroupSize.x];
 
 void main ()
 {
-    uint n = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
-    if (n >= p.N)
+    const uint WG = gl_WorkGroupSize.x;
+    uint n0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * ROWS;
+    if (n0 >= p.N)
         return;
     uint t = gl_LocalInvocationID.x;
-    uint row = p.w_addr + n * p.row_stride;
-    float acc[MAX_M];
-    for (uint m = 0u; m < MAX_M; m++)
-        acc[m] = 0.0;
-    uint k4 = p.K & ~3u;
-    for (uint k = t * 4u; k < k4; k += WG * 4u) {
-        vec4 wv = w_load4 (row, k);
-        for (uint m = 0u; m < p.M; m++) {
-            uint xi = p.ox + m * p.K + k;
-            acc[m] += dot (wv, vec4 (x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]));
+    // Rows past N repeat the last row, so the loops stay uniform; their results are not stored.
+    uint row[ROWS];
+    [[unroll]] for (uint r = 0u; r < ROWS; r++)
+        row[r] = p.w_addr + min (n0 + r, p.N - 1u) * p.row_stride;
+    float acc[ROWS * MV];
+    [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+        acc[j] = 0.0;
+
+    if (VEC) {
+        uint xq = p.ox >> 2, kq = p.K >> 2;
+        for (uint c = t; c < p.K / W_CHUNK; c += WG) {
+            WChunk ch[ROWS];
+            [[unroll]] for (uint r = 0u; r < ROWS; r++)
+                ch[r] = w_chunk (row[r], c);
+            float s[ROWS * MV];
+            [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+                s[j] = 0.0;
+            [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++) {
+                [[unroll]] for (uint m = 0u; m < MV; m++) {
+                    vec4 xv = x4[xq + m * kq + c * (W_CHUNK / 4u) + q];
+                    [[unroll]] for (uint r = 0u; r < ROWS; r++)
+                        s[r * MV + m] += dot (w_chunk_quad (ch[r], q), xv);
+                }
+            }
+            [[unroll]] for (uint r = 0u; r < ROWS; r++)
+                [[unroll]] for (uint m = 0u; m < MV; m++)
+                    acc[r * MV + m] += ch[r].d * s[r * MV + m];
         }
-    }
+    } else {
+        uint k4 = p.K & ~3u;
+        for (uint k = t * 4u; k < k4; k += WG * 4u) {
+            [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                vec4 wv = w_load4 (row[r], k);
+                [[unroll]] for (uint m = 0u; m < MV; m++) {
+                    uint xi = p.ox + m * p.K + k;
+                    acc[r * MV + m] += dot (wv, vec4 (x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]));
+                }
+            }
+        }
 #if defined(W_FLOAT)
-    for (uint k = k4 + t; k < p.K; k += WG) {
-        float wv = w_load1 (row, k);
-        for (uint m = 0u; m < p.M; m++)
-            acc[m] += wv * x[p.ox + m * p.K + k];
-    }
+        for (uint k = k4 + t; k < p.K; k += WG) {
+            [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                float wv = w_load1 (row[r], k);
+                [[unroll]] for (uint m = 0u; m < MV; m++)
+                    acc[r * MV + m] += wv * x[p.ox + m * p.K + k];
+            }
+        }
 #endif
-    for (uint m = 0u; m < p.M; m++)
-        red[m][t] = acc[m];
+    }
+
+    uint nr = min (ROWS, p.N - n0);
+#if defined(SUBGROUP)
+    [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+        acc[j] = subgroupAdd (acc[j]);
+    if (gl_NumSubgroups == 1u) {
+        // One subgroup: no shared memory and no barrier (costly on CPU drivers).
+        if (t == 0u)
+            [[unroll]] for (uint r = 0u; r < ROWS; r++)
+                if (r < nr)
+                    [[unroll]] for (uint m = 0u; m < MV; m++)
+                        y[p.oy + m * p.ldy + n0 + r] = finish (m, n0 + r, acc[r * MV + m]);
+        return;
+    }
+    if (gl_SubgroupInvocationID == 0u)
+        [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+            red[j][gl_SubgroupID] = acc[j];
     barrier ();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (t < s)
-            for (uint m = 0u; m < p.M; m++)
-                red[m][t] += red[m][t + s];
+    if (t < nr * MV) {
+        float v = 0.0;
+        for (uint i = 0u; i < gl_NumSubgroups; i++)
+            v += red[t][i];
+        uint r = t / MV, m = t % MV;
+        y[p.oy + m * p.ldy + n0 + r] = finish (m, n0 + r, v);
+    }
+#else
+    [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+        red[j][t] = acc[j];
+    barrier ();
+    for (uint h = WG / 2u; h > 0u; h >>= 1) {
+        if (t < h)
+            [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+                red[j][t] += red[j][t + h];
         barrier ();
     }
-    if (t < p.M)
-        y[p.oy + t * p.ldy + n] = finish (t, n, red[t][0]);
+    if (t < nr * MV) {
+        uint r = t / MV, m = t % MV;
+        y[p.oy + m * p.ldy + n0 + r] = finish (m, n0 + r, red[t][0]);
+    }
+#endif
 }
 
 #else
