@@ -135,14 +135,17 @@ matmul_type_name (OlType t)
   }
 }
 
-/* Mat-vec shape of one dispatch: workgroup size, weight rows per workgroup, whether chunk loads apply. */
+/* Mat-vec shape of one dispatch: workgroup size, weight rows per workgroup, rows of X, whether chunk
+ * loads apply (set per dispatch). CPU drivers run a workgroup as one SIMD batch per thread and load
+ * memory lane by lane, so one subgroup per workgroup (no barrier) and many weight rows per chunk of X
+ * (each X load serves them all) win there; GPUs want more invocations and workgroups in flight. */
 static void
 matvec_config (const OlDeviceCaps *c, guint32 M, guint32 spec[4])
 {
   guint32 wg, rows;
   if (c->type == OL_DEVICE_TYPE_CPU) {
     wg = c->subgroup_size;
-    rows = 8;
+    rows = 32;
   } else {
     wg = MAX (64, c->subgroup_size);
     rows = 2;

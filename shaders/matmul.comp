@@ -56,10 +56,10 @@ shared float red[ROWS * MV][gl_WorkGroupSize.x];
 void main ()
 {
     const uint WG = gl_WorkGroupSize.x;
+    uint t = gl_LocalInvocationID.x;
     uint n0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * ROWS;
     if (n0 >= p.N)
         return;
-    uint t = gl_LocalInvocationID.x;
     // Rows past N repeat the last row, so the loops stay uniform; their results are not stored.
     uint row[ROWS];
     [[unroll]] for (uint r = 0u; r < ROWS; r++)
@@ -71,22 +71,26 @@ void main ()
     if (VEC) {
         uint xq = p.ox >> 2, kq = p.K >> 2;
         for (uint c = t; c < p.K / W_CHUNK; c += WG) {
-            WChunk ch[ROWS];
-            [[unroll]] for (uint r = 0u; r < ROWS; r++)
-                ch[r] = w_chunk (row[r], c);
-            float s[ROWS * MV];
-            [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
-                s[j] = 0.0;
-            [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++) {
+            // This chunk of every row of X, loaded once for all ROWS weight rows.
+            vec4 xv[W_CHUNK / 4u * MV];
+            float zero[MV];
+            [[unroll]] for (uint m = 0u; m < MV; m++) {
+                vec4 sum = vec4 (0.0);
+                [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++) {
+                    xv[m * (W_CHUNK / 4u) + q] = x4[xq + m * kq + c * (W_CHUNK / 4u) + q];
+                    sum += xv[m * (W_CHUNK / 4u) + q];
+                }
+                zero[m] = W_CHUNK_ZERO * dot (sum, vec4 (1.0));
+            }
+            [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                WChunk ch = w_chunk (row[r], c);
                 [[unroll]] for (uint m = 0u; m < MV; m++) {
-                    vec4 xv = x4[xq + m * kq + c * (W_CHUNK / 4u) + q];
-                    [[unroll]] for (uint r = 0u; r < ROWS; r++)
-                        s[r * MV + m] += dot (w_chunk_quad (ch[r], q), xv);
+                    float s = -zero[m];
+                    [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++)
+                        s += dot (w_chunk_quad (ch, q), xv[m * (W_CHUNK / 4u) + q]);
+                    acc[r * MV + m] += ch.d * s;
                 }
             }
-            [[unroll]] for (uint r = 0u; r < ROWS; r++)
-                [[unroll]] for (uint m = 0u; m < MV; m++)
-                    acc[r * MV + m] += ch[r].d * s[r * MV + m];
         }
     } else {
         uint k4 = p.K & ~3u;

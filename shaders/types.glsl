@@ -107,6 +107,14 @@ const uint W_CHUNK = 8u;
 const uint W_CHUNK = 32u;
 #endif
 
+// w_chunk_quad returns the stored quants; the element is ch.d · (quant − W_CHUNK_ZERO). Leaving the
+// zero point out lets a dot product subtract W_CHUNK_ZERO · Σx once per chunk instead of per element.
+#if defined(W_Q4_0)
+const float W_CHUNK_ZERO = 8.0;
+#else
+const float W_CHUNK_ZERO = 0.0;
+#endif
+
 #if defined(W_FLOAT)
 struct WChunk {
     uvec4 v;
@@ -142,7 +150,7 @@ WChunk w_chunk (uint row_addr, uint c)
     return ch;
 }
 
-// Elements 4q..4q+3 of a chunk, to be multiplied by ch.d.
+// Quants (or values) of elements 4q..4q+3 of a chunk.
 vec4 w_chunk_quad (WChunk ch, uint q)
 {
 #if defined(W_F32)
@@ -159,7 +167,7 @@ vec4 w_chunk_quad (WChunk ch, uint q)
 #elif defined(W_Q4_0)
     // Elements 0-15 are the low nibbles of the 16 bytes, 16-31 the high nibbles.
     uint v = (ch.v[q & 3u] >> ((q & 4u) != 0u ? 4u : 0u)) & 0x0f0f0f0fu;
-    return vec4 (float (v & 0xffu), float ((v >> 8) & 0xffu), float ((v >> 16) & 0xffu), float (v >> 24)) - 8.0;
+    return vec4 (float (v & 0xffu), float ((v >> 8) & 0xffu), float ((v >> 16) & 0xffu), float (v >> 24));
 #endif
 }
 #endif
