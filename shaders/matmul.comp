@@ -1,6 +1,6 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias[N]) (+ Y when accumulating), X/Y/bias F32, W in any weight type.
 // MATVEC: for M <= 8 (decode), one workgroup per output column streams its weight row once.
-// Otherwise: 64×64 output tiles through shared memory, 4×4 outputs per invocation.
+// Otherwise: 64×64 output tiles through shared memory, 8×8 outputs per invocation.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -160,64 +160,78 @@ void main ()
 #define BM 64
 #define BN 64
 #define BK 16
-layout(local_size_x = 256) in;
+#define TM 8    // outputs per invocation: TM rows of X by TN rows of W
+#define TN 8
+// 64 invocations of 8×8 outputs: each value read from shared memory feeds 8 multiply-adds, which
+// matters most on CPU drivers, where every shared-memory access is a per-lane load.
+layout(local_size_x = (BM / TM) * (BN / TN)) in;
 
-shared float xs[BK][BM + 1];
-shared float ws[BK][BN + 1];
+shared float xs[BK][BM];
+shared float ws[BK][BN];
 
 void main ()
 {
     uint t = gl_LocalInvocationID.x;
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
-    uint tm = (t / 16u) * 4u, tn = (t % 16u) * 4u;
-    float acc[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
+    uint tm = (t / (BN / TN)) * TM, tn = (t % (BN / TN)) * TN;
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++)
             acc[i][j] = 0.0;
 
-    // Each invocation loads 4 consecutive k of one row of the X tile and of the W tile.
-    uint lr = t / 4u, lk = (t % 4u) * 4u;
+    // Invocation t loads BK consecutive k of row t of the X tile and of the W tile.
+    uint m = m0 + t, n = n0 + t;
+    uint row = p.w_addr + min (n, p.N - 1u) * p.row_stride;
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
-        uint k = k0 + lk;
-        uint m = m0 + lr;
-        for (uint j = 0u; j < 4u; j++)
-            xs[lk + j][lr] = (m < p.M && k + j < p.K) ? x[p.ox + m * p.K + k + j] : 0.0;
-        uint n = n0 + lr;
-        vec4 wv = vec4 (0.0);
-        if (n < p.N) {
-            uint row = p.w_addr + n * p.row_stride;
+        [[unroll]] for (uint j = 0u; j < BK; j += 4u) {
+            uint k = k0 + j;
+            vec4 xv = vec4 (0.0), wv = vec4 (0.0);
             if (k + 3u < p.K) {
-                wv = w_load4 (row, k);
-            }
+                if (m < p.M) {
+                    uint xi = p.ox + m * p.K + k;
+                    xv = vec4 (x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]);
+                }
+                if (n < p.N)
+                    wv = w_load4 (row, k);
+            } else {
+                // The tail of K (float types only: Q rows are whole blocks of 32).
+                [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                    if (k + i < p.K) {
+                        if (m < p.M)
+                            xv[i] = x[p.ox + m * p.K + k + i];
 #if defined(W_FLOAT)
-            else {
-                for (uint j = 0u; j < 4u; j++)
-                    if (k + j < p.K)
-                        wv[j] = w_load1 (row, k + j);
-            }
+                        if (n < p.N)
+                            wv[i] = w_load1 (row, k + i);
 #endif
+                    }
+                }
+            }
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                xs[j + i][t] = xv[i];
+                ws[j + i][t] = wv[i];
+            }
         }
-        for (uint j = 0u; j < 4u; j++)
-            ws[lk + j][lr] = wv[j];
         barrier ();
         for (uint kk = 0u; kk < BK; kk++) {
-            vec4 a = vec4 (xs[kk][tm], xs[kk][tm + 1u], xs[kk][tm + 2u], xs[kk][tm + 3u]);
-            vec4 b = vec4 (ws[kk][tn], ws[kk][tn + 1u], ws[kk][tn + 2u], ws[kk][tn + 3u]);
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
+            float a[TM], b[TN];
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                a[i] = xs[kk][tm + i];
+            [[unroll]] for (uint j = 0u; j < TN; j++)
+                b[j] = ws[kk][tn + j];
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                [[unroll]] for (uint j = 0u; j < TN; j++)
                     acc[i][j] += a[i] * b[j];
         }
         barrier ();
     }
-    for (uint i = 0u; i < 4u; i++) {
-        uint m = m0 + tm + i;
-        if (m >= p.M)
-            continue;
-        for (uint j = 0u; j < 4u; j++) {
-            uint n = n0 + tn + j;
-            if (n < p.N)
-                y[p.oy + m * p.ldy + n] = finish (m, n, acc[i][j]);
-        }
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
+        uint mo = m0 + tm + i;
+        if (mo < p.M)
+            [[unroll]] for (uint j = 0u; j < TN; j++) {
+                uint no = n0 + tn + j;
+                if (no < p.N)
+                    y[p.oy + mo * p.ldy + no] = finish (mo, no, acc[i][j]);
+            }
     }
 }
 
