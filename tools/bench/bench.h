@@ -36,7 +36,7 @@ struct _BenchRow {
 typedef struct {
   OlDevice *dev;
   gboolean quick;
-  guint runs;                         /* timed runs per row; the median is reported */
+  guint runs;                         /* timed runs per row; the fastest is reported */
   const char *filter;                 /* substring of "op type shape", or NULL */
   double peak_bytes_per_s;            /* measured by bench_peaks */
   double peak_flops;

@@ -22,8 +22,10 @@ cmd_ops (int argc, char **argv)
     { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "Vulkan device: index or part of the name "
       "(default: $ONELLM_VK_DEVICE, else the best)", "SEL" },
     { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick, "tiny shapes, one run each: proves every row runs", NULL },
-    { "filter", 'f', 0, G_OPTION_ARG_STRING, &filter, "only rows whose 'op type shape' contains TEXT", "TEXT" },
-    { "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "timed runs per row, the median is reported (default 5)", "N" },
+    { "filter", 'f', 0, G_OPTION_ARG_STRING, &filter, "only rows whose 'op type shape' contains TEXT",
+      "TEXT" },
+    { "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "timed runs per row, the fastest is reported (default 5)",
+      "N" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- time the engine's ops");
