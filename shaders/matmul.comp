@@ -1,5 +1,5 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias[N]) (+ Y when accumulating), X/Y/bias F32, W in any weight type.
-// MATVEC: for M <= 8 (decode), one workgroup per output column streams its weight row once.
+// MATVEC: for M <= 8 (decode), each workgroup streams ROWS weight rows once for all rows of X.
 // Otherwise: 64×64 output tiles through shared memory, 8×8 outputs per invocation.
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -80,7 +80,7 @@ void main ()
                     xv[m * (W_CHUNK / 4u) + q] = x4[xq + m * kq + c * (W_CHUNK / 4u) + q];
                     sum += xv[m * (W_CHUNK / 4u) + q];
                 }
-                zero[m] = W_CHUNK_ZERO * dot (sum, vec4 (1.0));
+                zero[m] = W_CHUNK_ZERO != 0.0 ? W_CHUNK_ZERO * dot (sum, vec4 (1.0)) : 0.0;
             }
             [[unroll]] for (uint r = 0u; r < ROWS; r++) {
                 WChunk ch = w_chunk (row[r], c);
