@@ -2,6 +2,7 @@
 #include "bench.h"
 
 #include <math.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,13 +67,25 @@ record_graph (OlGraph *g, RecordReps rec, gpointer data, guint reps, GError **er
   return ol_graph_end (g, error);
 }
 
+/* Seconds of CPU time this process (with the CPU driver's threads) has used, over the cores. */
+static double
+cpu_seconds (void)
+{
+  struct rusage u;
+  getrusage (RUSAGE_SELF, &u);
+  double s = (double) (u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+             (double) (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+  return s / g_get_num_processors ();
+}
+
 static gboolean
-run_timed (OlGraph *g, double *seconds, GError **error)
+run_timed (const Bench *b, OlGraph *g, double *seconds, GError **error)
 {
   gint64 t0 = g_get_monotonic_time ();
+  double c0 = b->cpu_time ? cpu_seconds () : 0;
   if (!ol_graph_run (g, error))
     return FALSE;
-  *seconds = (double) (g_get_monotonic_time () - t0) * 1e-6;
+  *seconds = b->cpu_time ? cpu_seconds () - c0 : (double) (g_get_monotonic_time () - t0) * 1e-6;
   return TRUE;
 }
 
@@ -88,16 +101,16 @@ measure (Bench *b, RecordReps rec, gpointer data, guint reps_multiple, double *s
     return FALSE;
   guint reps = reps_multiple;
   double t = 0;
-  gboolean ok = record_graph (g, rec, data, reps, error) && ol_graph_run (g, error) && run_timed (g, &t, error);
+  gboolean ok = record_graph (g, rec, data, reps, error) && ol_graph_run (g, error) && run_timed (b, g, &t, error);
   while (ok && !b->quick && t < MIN_RUN_S && reps < MAX_REPS) {
     double scale = t > 0 ? MIN_RUN_S * 1.2 / t : 100;
     guint want = (guint) MIN ((double) MAX_REPS, ceil (reps * scale));
     reps = MAX (reps + reps_multiple, (want + reps_multiple - 1) / reps_multiple * reps_multiple);
-    ok = record_graph (g, rec, data, reps, error) && ol_graph_run (g, error) && run_timed (g, &t, error);
+    ok = record_graph (g, rec, data, reps, error) && ol_graph_run (g, error) && run_timed (b, g, &t, error);
   }
   g_autofree double *times = g_new (double, b->runs);
   for (guint i = 0; ok && i < b->runs; i++)
-    ok = run_timed (g, &times[i], error);
+    ok = run_timed (b, g, &times[i], error);
   ol_graph_free (g);
   if (!ok)
     return FALSE;

@@ -38,6 +38,7 @@ typedef struct {
   gboolean quick;
   guint runs;                         /* timed runs per row; the fastest is reported */
   const char *filter;                 /* substring of "op type shape", or NULL */
+  gboolean cpu_time;                  /* time by process CPU time over the cores (CPU drivers) */
   double peak_bytes_per_s;            /* measured by bench_peaks */
   double peak_flops;
 } Bench;

@@ -16,7 +16,7 @@ static int
 cmd_ops (int argc, char **argv)
 {
   g_autofree char *device = NULL, *filter = NULL;
-  gboolean quick = FALSE;
+  gboolean quick = FALSE, cpu_time = FALSE;
   int repeat = 5;
   GOptionEntry entries[] = {
     { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "Vulkan device: index or part of the name "
@@ -26,6 +26,8 @@ cmd_ops (int argc, char **argv)
       "TEXT" },
     { "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "timed runs per row, the fastest is reported (default 5)",
       "N" },
+    { "cpu-time", 0, 0, G_OPTION_ARG_NONE, &cpu_time, "time by the process's CPU time divided by the cores "
+      "(CPU drivers on a busy machine)", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- time the engine's ops");
@@ -40,7 +42,7 @@ cmd_ops (int argc, char **argv)
   if (repeat < 1)
     return fail (g_error_new (OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "--repeat must be at least 1"));
 
-  Bench b = { .quick = quick, .runs = quick ? 1 : (guint) repeat, .filter = filter };
+  Bench b = { .quick = quick, .runs = quick ? 1 : (guint) repeat, .filter = filter, .cpu_time = cpu_time };
   guint n_rows;
   const BenchRow *rows = bench_op_rows (&n_rows);
   if (bench_n_selected (&b, rows, n_rows) == 0)
