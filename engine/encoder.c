@@ -19,9 +19,10 @@ struct _OlEncoder {
   OlDevice *dev;
   const OlModelInfo *info;
   /* Working buffers as flat F32 tensors sized for the largest modality; views give them shapes. */
-  OlTensor *input;        /* host-visible: the model input, gathered points or padded fMRI voxels */
+  OlTensor *input;        /* host-visible: the model input (fMRI padded to the weight's width) */
+  OlTensor *ids;          /* host-visible I32: the point groups' neighbour indices */
   OlTensor *tokens;       /* [W, L, F] */
-  OlTensor *cols;         /* im2col patches, point features before the max, fMRI linear output */
+  OlTensor *cols;         /* im2col patches, gathered point features and their projection, fMRI linear output */
   OlTensor *x, *h, *q, *k, *v, *a;
   OlTensor *ffn;          /* CLIP MLP hidden, or the UPM's gate and up halves */
   OlTensor *clip;         /* [W, L + 1]: after ln_post and the frame mean */
@@ -97,13 +98,10 @@ input_elements (const OlModelInfo *in, OlModality m)
   return n;
 }
 
-/* Elements of the input buffer: the model input, the gathered point features or the padded fMRI row. */
+/* Elements of the input buffer: the model input, the fMRI row padded to the weight's width. */
 static gint64
 input_buffer_elements (OlEncoder *enc, OlModality m)
 {
-  const OlModalityInfo *mi = &enc->info->modality[m];
-  if (m == OL_MODALITY_POINT)
-    return (gint64) mi->tokens * mi->group_size * 6;
   if (m == OL_MODALITY_FMRI)
     return weight (enc, "mod.fmri.linear.weight")->ne[0];
   return input_elements (enc->info, m);
@@ -119,7 +117,7 @@ cols_elements (const OlModelInfo *in, OlModality m)
   switch (m) {
     case OL_MODALITY_AUDIO: return (gint64) mi->kernel[0] * mi->kernel[1] * L;
     case OL_MODALITY_IMU: return 6LL * mi->kernel[1] * L;
-    case OL_MODALITY_POINT: return W * L * mi->group_size;
+    case OL_MODALITY_POINT: return (W + 6) * L * mi->group_size;
     case OL_MODALITY_FMRI: return W * L;
     default: g_assert_not_reached ();
   }
@@ -179,10 +177,13 @@ record_tokenize (OlEncoder *enc, OlGraph *g, OlModality m)
       break;
     }
     case OL_MODALITY_POINT: {
-      /* The 1×1 conv is a linear map of each gathered neighbour's 6 features; max over each group. */
+      /* Each group's neighbours gathered by index; the 1×1 conv is a linear map of their 6 features; max
+       * over each group. */
       gint64 K = mi->group_size;
-      OlTensor x = span (enc->input, 2, 6, L * K, 1);
-      OlTensor y = span (enc->cols, 2, W, L * K, 1);
+      OlTensor points = span (enc->input, 2, 6, mi->input_shape[0], 1);
+      OlTensor x = span (enc->cols, 2, 6, L * K, 1);
+      OlTensor y = span_at (enc->cols, 6 * L * K, 2, W, L * K, 1);
+      ol_op_get_rows (g, &x, &points, enc->ids);
       ol_op_matmul (g, &y, &x, weight (enc, "mod.point.conv.weight"), weight (enc, "mod.point.conv.bias"), FALSE);
       ol_op_group_max (g, &tok, &y, K);
       break;
@@ -426,7 +427,7 @@ ol_encoder_free (OlEncoder *enc)
     g_free (st->route);
     g_free (st->routing);
   }
-  OlTensor **bufs[] = { &enc->input, &enc->tokens, &enc->cols, &enc->x, &enc->h, &enc->q, &enc->k, &enc->v, &enc->a,
+  OlTensor **bufs[] = { &enc->input, &enc->ids, &enc->tokens, &enc->cols, &enc->x, &enc->h, &enc->q, &enc->k, &enc->v, &enc->a,
                         &enc->ffn, &enc->clip, &enc->seq, &enc->up, &enc->mix, &enc->out };
   for (gsize i = 0; i < G_N_ELEMENTS (bufs); i++)
     g_clear_pointer (bufs[i], ol_tensor_free);
@@ -493,6 +494,9 @@ ol_encoder_new (OlModel *model, GError **error)
   if (max_points > 0) {
     enc->fps = g_new (gint32, in->modality[OL_MODALITY_POINT].tokens);
     enc->knn = g_new (gint32, max_points);
+    enc->ids = ol_tensor_new (enc->dev, OL_TYPE_I32, 1, (gint64[]) { max_points }, OL_MEMORY_HOST, error);
+    if (enc->ids == NULL)
+      goto fail;
   }
   for (int m = 0; m < OL_N_MODALITIES; m++)
     if (in->modality[m].present && !compute_routing (enc, m, error))
@@ -518,9 +522,9 @@ check_modality (OlEncoder *enc, OlModality m, GError **error)
   return TRUE;
 }
 
-/* Checks the model input and writes what the tokenizer graph reads into the input buffer: the input
- * itself, the fMRI row padded with zeros to the weight's width, or the point groups gathered on the host
- * (furthest point sampling and kNN are sequential searches). */
+/* Checks the model input and writes what the tokenizer graph reads: the input itself (the fMRI row padded
+ * with zeros to the weight's width) and for points the neighbour indices of every group, searched on the
+ * host (furthest point sampling is sequential). */
 static gboolean
 upload_input (OlEncoder *enc, OlModality m, const float *input, GError **error)
 {
@@ -531,14 +535,9 @@ upload_input (OlEncoder *enc, OlModality m, const float *input, GError **error)
     return FALSE;
   if (m == OL_MODALITY_POINT) {
     OlPointParams params = { .n_points = mi->input_shape[0], .n_groups = mi->tokens, .group_size = mi->group_size };
-    if (!ol_point_group_indices (input, &params, enc->fps, enc->knn, error))
+    if (!ol_point_group_indices (input, &params, enc->fps, enc->knn, error) ||
+        !ol_tensor_write (enc->ids, enc->knn, error))
       return FALSE;
-    gint64 total = (gint64) mi->tokens * mi->group_size;
-    g_autofree float *grouped = g_new (float, total * 6);
-    for (gint64 i = 0; i < total; i++)
-      memcpy (grouped + i * 6, input + (gint64) enc->knn[i] * 6, 6 * sizeof (float));
-    OlTensor t = span (enc->input, 1, total * 6, 1, 1);
-    return ol_tensor_write (&t, grouped, error);
   }
   gint64 width = input_buffer_elements (enc, m);
   OlTensor t = span (enc->input, 1, width, 1, 1);
