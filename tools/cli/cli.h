@@ -15,3 +15,4 @@ int cli_fail_error (GError *error);
 
 int cli_devices (int argc, char **argv);
 int cli_info (int argc, char **argv);
+int cli_encode (int argc, char **argv);
