@@ -2,7 +2,7 @@
 """Usage: /usr/bin/python3 tests/reference/make_encoder_goldens.py [OUTDIR]
 
 The tiny checkpoint is make_checkpoint's TINY with seed 0, the weights tests/meson.build's tiny-model GGUF
-holds. Model inputs come from a 64-bit LCG whose values are exact in float32 (see lcg_uniform), so the C test
+holds. Model inputs come from encoder_inputs.py: a 64-bit LCG whose values are exact in float32, so the C test
 regenerates them bit for bit instead of reading 9 MB of video. For each modality the files are:
 
   <m>.<stage>.rows.npy   [k, W]     rows 0, s, 2s, ... of the stage's [rows, W] matrix (s = ceil(rows / 16))
@@ -26,37 +26,11 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "models"))
 import make_checkpoint  # noqa: E402
 import onellm_ref as ref  # noqa: E402
+from encoder_inputs import model_input  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "data", "encoder")
 SAMPLED_ROWS = 16
 ENGINE_NAMES = {"rgbd": "depth", "rgbn": "normal"}   # file names use the engine's modality names
-MASK64 = (1 << 64) - 1
-
-
-def lcg_uniform(seed: int, n: int) -> np.ndarray:
-    """n values k / 2^24 in [0, 1): state ← state · 6364136223846793005 + 1442695040888963407 (mod 2^64),
-    k = the top 24 bits; state starts at seed. Exact in float32, so C reproduces it bit for bit."""
-    state = seed & MASK64
-    a, c = 6364136223846793005, 1442695040888963407
-    k = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        state = (state * a + c) & MASK64
-        k[i] = state >> 40
-    return (k.astype(np.float64) / float(1 << 24)).astype(np.float32)
-
-
-def model_input(modality: str, shape) -> np.ndarray:
-    """The test input of a modality: uniform in [-2, 2) from seed = modality index + 1; points: xyz in
-    [-1, 1) and colours on a 16-level grid (ties for FPS and kNN, as 8-bit colours give)."""
-    seed = ref.MODALITIES.index(modality) + 1
-    n = int(np.prod(shape))
-    u = lcg_uniform(seed, n)
-    if modality != "point":
-        return ((u - np.float32(0.5)) * np.float32(4)).reshape(shape)
-    pts = u.reshape(shape)
-    xyz = (pts[:, :3] - np.float32(0.5)) * np.float32(2)
-    rgb = np.floor(pts[:, 3:] * np.float32(16)).astype(np.float32) / np.float32(15)
-    return np.concatenate((xyz, rgb), axis=1).astype(np.float32)
 
 
 def save_matrix(name: str, m: np.ndarray):
@@ -78,9 +52,9 @@ def main(argv):
         model = ref.OneLLM.from_path(work)
     sums = []
     for m in ref.MODALITIES:
-        x = model_input(m, model.expected_input_shape(m))
-        e = model.encode(m, torch.from_numpy(x))
         name = ENGINE_NAMES.get(m, m)
+        x = model_input(name, model.expected_input_shape(m))
+        e = model.encode(m, torch.from_numpy(x))
         save_matrix(f"{name}.tokens", e.tokens.numpy())
         save_matrix(f"{name}.clip", e.clip_mean.numpy())
         np.save(os.path.join(OUT, f"{name}.routing.npy"), e.routing.numpy().astype(np.float32))
