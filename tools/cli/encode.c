@@ -59,24 +59,28 @@ decoder_open (Decoder *d, const char *path, gboolean video, GError **error)
   return TRUE;
 }
 
-/* The next decoded sample, or NULL at the end of the stream or on an error (then *error is set). */
+/* The next decoded sample, or NULL at the end of the stream or on an error (then *error is set). A failed
+ * pipeline never reaches end-of-stream, so the bus is checked while waiting. */
 static GstSample *
 decoder_pull (Decoder *d, const char *path, GError **error)
 {
-  GstSample *s = gst_app_sink_pull_sample (d->sink);
-  if (s != NULL)
-    return s;
-  GstBus *bus = gst_element_get_bus (d->pipeline);
-  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
-  if (msg != NULL) {
-    GError *gerr = NULL;
-    gst_message_parse_error (msg, &gerr, NULL);
-    g_set_error (error, OL_ERROR, OL_ERROR_IO, "%s: cannot decode: %s", path, gerr->message);
-    g_error_free (gerr);
-    gst_message_unref (msg);
+  g_autoptr (GstBus) bus = gst_element_get_bus (d->pipeline);
+  for (;;) {
+    GstSample *s = gst_app_sink_try_pull_sample (d->sink, 50 * GST_MSECOND);
+    if (s != NULL)
+      return s;
+    GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+    if (msg != NULL) {
+      GError *gerr = NULL;
+      gst_message_parse_error (msg, &gerr, NULL);
+      g_set_error (error, OL_ERROR, OL_ERROR_IO, "%s: cannot decode: %s", path, gerr->message);
+      g_error_free (gerr);
+      gst_message_unref (msg);
+      return NULL;
+    }
+    if (gst_app_sink_is_eos (d->sink))
+      return NULL;
   }
-  gst_object_unref (bus);
-  return NULL;
 }
 
 /* Calls fn for every decoded frame as a packed RGB image; counts them and reports the frame rate. */
