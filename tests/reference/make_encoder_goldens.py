@@ -12,6 +12,9 @@ regenerates them bit for bit instead of reading 9 MB of video. For each modality
   input-sums.npy         [8]        float64 sums of the eight inputs, to check the C generator
 
 with stage = tokens (tokenizer output, frames × tokens rows) and clip (after ln_post and the frame mean).
+The point groups are preprocess_ref.py's FPS and kNN, which the engine's ol_point_group_indices matches index
+for index (with nvcc's FMA contraction; onellm_ref's own search sums without FMA and breaks some near-ties
+of the 16-level colours differently).
 """
 
 import os
@@ -26,6 +29,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "models"))
 import make_checkpoint  # noqa: E402
 import onellm_ref as ref  # noqa: E402
+import preprocess_ref  # noqa: E402
 from encoder_inputs import model_input  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "data", "encoder")
@@ -54,7 +58,13 @@ def main(argv):
     for m in ref.MODALITIES:
         name = ENGINE_NAMES.get(m, m)
         x = model_input(name, model.expected_input_shape(m))
-        e = model.encode(m, torch.from_numpy(x))
+        fps = knn = None
+        if m == "point":
+            rgb = np.ascontiguousarray(x[:, 3:6])
+            fps = preprocess_ref.furthest_point_sample(rgb, model.cfg.point_groups)
+            knn = torch.from_numpy(preprocess_ref.knn(rgb, fps, ref.POINT_GROUP_SIZE))
+            fps = torch.from_numpy(fps)
+        e = model.encode(m, torch.from_numpy(x), fps, knn)
         save_matrix(f"{name}.tokens", e.tokens.numpy())
         save_matrix(f"{name}.clip", e.clip_mean.numpy())
         np.save(os.path.join(OUT, f"{name}.routing.npy"), e.routing.numpy().astype(np.float32))
