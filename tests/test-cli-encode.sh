@@ -48,7 +48,7 @@ gst-launch-1.0 -q videotestsrc num-buffers=1 pattern=gradient ! video/x-raw,form
   ! pngenc ! filesink location="$work/depth.png"
 gst-launch-1.0 -q videotestsrc num-buffers=25 pattern=ball ! video/x-raw,width=160,height=120,framerate=10/1 \
   ! jpegenc ! avimux ! filesink location="$work/video.avi"
-gst-launch-1.0 -q audiotestsrc num-buffers=20 wave=chirp ! audio/x-raw,rate=22050,channels=2 ! wavenc \
+gst-launch-1.0 -q audiotestsrc num-buffers=20 wave=pink-noise ! audio/x-raw,rate=22050,channels=2 ! wavenc \
   ! filesink location="$work/audio.wav"
 "$python" - "$work" <<'EOF'
 import sys
