@@ -107,6 +107,16 @@ input_buffer_elements (OlEncoder *enc, OlModality m)
   return input_elements (enc->info, m);
 }
 
+/* Point groups projected per matmul: the [W, groups · group_size] projections of the released model
+ * (134 MB) would exceed some devices' storage-buffer range, so they are made and max-pooled in chunks. */
+static gint64
+point_chunk (const OlModelInfo *in)
+{
+  const OlModalityInfo *mi = &in->modality[OL_MODALITY_POINT];
+  gint64 bytes = (gint64) in->clip_dim * mi->group_size * sizeof (float);
+  return CLAMP ((32 << 20) / bytes, 1, (gint64) mi->tokens);
+}
+
 static gint64
 cols_elements (const OlModelInfo *in, OlModality m)
 {
@@ -117,7 +127,7 @@ cols_elements (const OlModelInfo *in, OlModality m)
   switch (m) {
     case OL_MODALITY_AUDIO: return (gint64) mi->kernel[0] * mi->kernel[1] * L;
     case OL_MODALITY_IMU: return 6LL * mi->kernel[1] * L;
-    case OL_MODALITY_POINT: return (W + 6) * L * mi->group_size;
+    case OL_MODALITY_POINT: return (6 * L + W * point_chunk (in)) * mi->group_size;
     case OL_MODALITY_FMRI: return W * L;
     default: g_assert_not_reached ();
   }
@@ -179,13 +189,18 @@ record_tokenize (OlEncoder *enc, OlGraph *g, OlModality m)
     case OL_MODALITY_POINT: {
       /* Each group's neighbours gathered by index; the 1×1 conv is a linear map of their 6 features; max
        * over each group. */
-      gint64 K = mi->group_size;
+      gint64 K = mi->group_size, chunk = point_chunk (in);
       OlTensor points = span (enc->input, 2, 6, mi->input_shape[0], 1);
       OlTensor x = span (enc->cols, 2, 6, L * K, 1);
-      OlTensor y = span_at (enc->cols, 6 * L * K, 2, W, L * K, 1);
+      OlTensor tok2 = span (enc->tokens, 2, W, L, 1);
       ol_op_get_rows (g, &x, &points, enc->ids);
-      ol_op_matmul (g, &y, &x, weight (enc, "mod.point.conv.weight"), weight (enc, "mod.point.conv.bias"), FALSE);
-      ol_op_group_max (g, &tok, &y, K);
+      for (gint64 g0 = 0; g0 < L; g0 += chunk) {
+        gint64 c = MIN (chunk, L - g0);
+        OlTensor xs = ol_tensor_rows (&x, g0 * K, c * K), ts = ol_tensor_rows (&tok2, g0, c);
+        OlTensor y = span_at (enc->cols, 6 * L * K, 2, W, c * K, 1);
+        ol_op_matmul (g, &y, &xs, weight (enc, "mod.point.conv.weight"), weight (enc, "mod.point.conv.bias"), FALSE);
+        ol_op_group_max (g, &ts, &y, K);
+      }
       break;
     }
     case OL_MODALITY_FMRI: {
