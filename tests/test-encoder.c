@@ -130,10 +130,14 @@ test_modality (gconstpointer data)
   g_autofree char *what = g_strdup_printf ("%s tokens", mn);
   compare_matrix (what, mn, "tokens", tokens, (gint64) mi->tokens * mi->frames, W);
 
+  /* Tokenizer, CLIP and UPM in one submission. */
   gsize n_emb = ol_encoder_embeddings_size (enc);
   g_assert_cmpuint (n_emb, ==, (gsize) D * (R + 2));
   g_autofree float *block = g_new (float, n_emb);
-  g_assert_true (ol_encoder_encode (enc, m, tokens, block, &error));
+  gint64 in_shape[4];
+  for (guint d = 0; d < mi->n_input_dims; d++)
+    in_shape[d] = mi->input_shape[d];
+  g_assert_true (ol_encoder_run (enc, m, input, mi->n_input_dims, in_shape, block, &error));
   g_assert_no_error (error);
 
   g_autofree float *clip = g_new (float, W * (mi->tokens + 1));
@@ -162,15 +166,15 @@ test_modality (gconstpointer data)
   g_autofree char *bwhat = g_strdup_printf ("%s block", mn);
   ref_assert_close (bwhat, block, want, n_emb, tol, 0);
 
-  /* Tokenizer and encoder in one submission compute the same. */
-  g_autofree float *block2 = g_new (float, n_emb);
-  gint64 in_shape[4];
-  for (guint d = 0; d < mi->n_input_dims; d++)
-    in_shape[d] = mi->input_shape[d];
-  g_assert_true (ol_encoder_run (enc, m, input, mi->n_input_dims, in_shape, block2, &error));
-  g_assert_no_error (error);
-  g_autofree char *fwhat = g_strdup_printf ("%s block in one submission", mn);
-  ref_assert_close (fwhat, block2, block, n_emb, NULL, 1e-6f);
+  /* Encoding the tokens read back computes the same; checked where it is cheap (the CI budget), the
+   * recordings differing only in where the tokens come from. */
+  if (m == OL_MODALITY_IMAGE || m == OL_MODALITY_FMRI || m == OL_MODALITY_IMU) {
+    g_autofree float *block2 = g_new (float, n_emb);
+    g_assert_true (ol_encoder_encode (enc, m, tokens, block2, &error));
+    g_assert_no_error (error);
+    g_autofree char *twhat = g_strdup_printf ("%s block from its tokens", mn);
+    ref_assert_close (twhat, block2, block, n_emb, NULL, 1e-6f);
+  }
 }
 
 static void
