@@ -63,10 +63,10 @@ span (const OlTensor *base, guint n_dims, gint64 ne0, gint64 ne1, gint64 ne2)
   return view_at (base, 0, n_dims, ne0, ne1, ne2, 1);
 }
 
+/* A weight by its formatted name. The loader checked every weight, so a missing one is a programming error. */
 static const OlTensor *
 weight (OlEncoder *enc, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
 
-/* Weights were checked by the loader, so a missing one is a programming error. */
 static const OlTensor *
 weight (OlEncoder *enc, const char *fmt, ...)
 {
