@@ -486,7 +486,7 @@ static void
 test_concurrent (void)
 {
   tiny_model ();
-  Job alone[2] = { { cases[0] }, { cases[1] } }, both[2] = { { cases[0] }, { cases[1] } };
+  Job alone[2] = { { .c = cases[0] }, { .c = cases[1] } }, both[2] = { { .c = cases[0] }, { .c = cases[1] } };
   for (guint i = 0; i < 2; i++)
     job_thread (&alone[i]);
   GThread *t[2];
