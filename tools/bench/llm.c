@@ -82,6 +82,7 @@ write_model (const char *path, const Shape *sh, OlType type, GError **error)
       types[i] = OL_PIECE_NORMAL;
     }
   }
+  ol_gguf_writer_set_string (w, "tokenizer.ggml.model", "llama");
   ol_gguf_writer_set_string_array (w, "tokenizer.ggml.tokens", (const char *const *) pieces->pdata, N_VOCAB);
   ol_gguf_writer_set_array (w, "tokenizer.ggml.scores", OL_GGUF_TYPE_FLOAT32, scores, N_VOCAB);
   ol_gguf_writer_set_array (w, "tokenizer.ggml.token_type", OL_GGUF_TYPE_INT32, types, N_VOCAB);
