@@ -155,7 +155,8 @@ ol_session_new (OlModel *model, const OlSessionParams *params, GError **error)
     return NULL;
   }
   if (params->position_mode != OL_POSITION_OFFICIAL && params->position_mode != OL_POSITION_CORRECT) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "unknown position mode %d", params->position_mode);
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "unknown position mode %d",
+                 params->position_mode);
     return NULL;
   }
 
@@ -237,7 +238,9 @@ ol_session_free (OlSession *s)
   g_clear_pointer (&s->decode_graph, ol_graph_free);
   work_clear (&s->prefill_work);
   work_clear (&s->decode_work);
-  OlTensor **all[] = { &s->logits, &s->in_ids, &s->in_pos, &s->in_emb, &s->step_id, &s->step_pos, &s->step_n_kv };
+  OlTensor **all[] = {
+    &s->logits, &s->in_ids, &s->in_pos, &s->in_emb, &s->step_id, &s->step_pos, &s->step_n_kv,
+  };
   for (guint i = 0; i < G_N_ELEMENTS (all); i++)
     g_clear_pointer (all[i], ol_tensor_free);
   g_array_unref (s->rows);
@@ -333,8 +336,8 @@ context_check (OlSession *s, guint n, GError **error)
   if ((guint64) s->rows->len + n <= s->n_ctx)
     return TRUE;
   g_set_error (error, OL_ERROR, OL_ERROR_CONTEXT_FULL,
-               "context full: %u cached positions + %u new ones exceed the %u of this session", s->rows->len, n,
-               s->n_ctx);
+               "context full: %u cached positions + %u new ones exceed the %u of this session",
+               s->rows->len, n, s->n_ctx);
   return FALSE;
 }
 
@@ -381,7 +384,8 @@ prefill (OlSession *s, const OlPromptPart *parts, guint n_parts, int n_blocks, f
     for (guint i = 0; i < part->n_ids; i++)
       if (part->ids[i] < 0 || (guint) part->ids[i] >= in->n_vocab) {
         g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
-                     "prompt part %u: token id %d outside the vocabulary of %u", p, part->ids[i], in->n_vocab);
+                     "prompt part %u: token id %d outside the vocabulary of %u", p, part->ids[i],
+                     in->n_vocab);
         return FALSE;
       }
     n_rows += part->n_ids + part->n_rows;
@@ -405,7 +409,8 @@ prefill (OlSession *s, const OlPromptPart *parts, guint n_parts, int n_blocks, f
     for (guint i = 0; i < parts[p].n_rows; i++, r++)
       ids[r] = -1;
     if (parts[p].n_rows > 0)
-      memcpy (emb + (gsize) e * in->dim, parts[p].embeddings, (gsize) parts[p].n_rows * in->dim * sizeof (float));
+      memcpy (emb + (gsize) e * in->dim, parts[p].embeddings,
+              (gsize) parts[p].n_rows * in->dim * sizeof (float));
     e += parts[p].n_rows;
   }
   for (guint i = 0; i < n_rows; i++)
@@ -459,8 +464,8 @@ ol_session_decode (OlSession *s, gint32 token, float *logits, GError **error)
 {
   g_return_val_if_fail (s != NULL, FALSE);
   if (token < 0 || (guint) token >= s->info->n_vocab) {
-    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "token id %d outside the vocabulary of %u", token,
-                 s->info->n_vocab);
+    g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "token id %d outside the vocabulary of %u",
+                 token, s->info->n_vocab);
     return FALSE;
   }
   if (!context_check (s, 1, error))

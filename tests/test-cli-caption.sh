@@ -24,7 +24,8 @@ for mode in official correct; do
   [ "$(sed -n 2p "$work/gen.$mode")" = "$(ids_of "$data/text.greedy.$mode.npy")" ] ||
     { echo "generate ids differ from text.greedy.$mode.npy"; exit 1; }
 done
-"$cli" generate --model "$model" --prompt "Name three colours." --temperature 0 --max-tokens 16 --ids >"$work/again"
+"$cli" generate --model "$model" --prompt "Name three colours." --temperature 0 --max-tokens 16 --ids \
+  >"$work/again"
 cmp "$work/gen.official" "$work/again"
 
 # Sampling with a seed repeats; the token budget holds.
@@ -34,7 +35,8 @@ cmp "$work/s1" "$work/s2"
 [ "$(tail -n 1 "$work/s1" | wc -w)" -le 6 ]
 
 # caption of a preprocessed fMRI input ([1, 15724], the model-input tensor) in both position modes.
-"$python" -c "import numpy; numpy.save('$work/fmri.npy', numpy.linspace(-1, 1, 15724, dtype=numpy.float32)[None])"
+"$python" -c "import numpy, sys; numpy.save(sys.argv[1], numpy.linspace(-1, 1, 15724, dtype='f4')[None])" \
+  "$work/fmri.npy"
 for mode in official correct; do
   "$cli" caption --model "$model" --modality fmri --input "$work/fmri.npy" --preprocessed --temperature 0 \
     --max-tokens 8 --ids --position-mode $mode >"$work/cap.$mode"
@@ -58,10 +60,12 @@ expect_failure() {
 expect_failure "needs --model" generate --prompt "Hi."
 expect_failure "needs --prompt" generate --model "$model"
 expect_failure "No such file" generate --model "$work/missing.gguf" --prompt "Hi."
-expect_failure "unknown position mode 'sideways'" generate --model "$model" --prompt "Hi." --position-mode sideways
+expect_failure "unknown position mode 'sideways'" generate --model "$model" --prompt "Hi." \
+  --position-mode sideways
 expect_failure "max-tokens must be at least 1" generate --model "$model" --prompt "Hi." --max-tokens 0
 expect_failure "needs --modality and --input" caption --model "$model" --input "$work/fmri.npy"
 expect_failure "unknown modality 'smell'" caption --model "$model" --modality smell --input "$work/fmri.npy"
-expect_failure "missing.npy" caption --model "$model" --modality fmri --input "$work/missing.npy" --preprocessed
+expect_failure "missing.npy" caption --model "$model" --modality fmri --input "$work/missing.npy" \
+  --preprocessed
 expect_failure "takes no positional arguments" generate --model "$model" --prompt "Hi." extra
 rm -rf "$work"

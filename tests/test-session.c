@@ -264,8 +264,8 @@ test_chat_goldens (void)
                                     &error));
     g_assert_no_error (error);
 
-    g_autofree char *greedy_name = g_strdup_printf ("%s.greedy.%s", chats[i].c,
-                                                    chats[i].mode == OL_POSITION_OFFICIAL ? "official" : "correct");
+      const char *mode = chats[i].mode == OL_POSITION_OFFICIAL ? "official" : "correct";
+    g_autofree char *greedy_name = g_strdup_printf ("%s.greedy.%s", chats[i].c, mode);
     gsize n, n_ids;
     g_autofree gint32 *want = golden_ids (greedy_name, &n);
     g_autofree char *ids_name = g_strdup_printf ("%s.prompt_ids", chats[i].c);
@@ -407,7 +407,8 @@ test_cancel (void)
   ol_generate_result_clear (&c.result);
 
   /* Cancelled before the start: no token. */
-  g_assert_false (ol_session_chat (c.s, "Again.", NULL, 0, NULL, NULL, NULL, c.cancellable, &c.result, &c.error));
+  g_assert_false (ol_session_chat (c.s, "Again.", NULL, 0, NULL, NULL, NULL, c.cancellable, &c.result,
+                                   &c.error));
   g_assert_error (c.error, OL_ERROR, OL_ERROR_CANCELLED);
   g_assert_cmpuint (c.result.tokens->len, ==, 0);
   g_clear_error (&c.error);
@@ -566,8 +567,10 @@ main (int argc, char **argv)
   g_test_add_data_func ("/session/goldens/correct", GINT_TO_POINTER (OL_POSITION_CORRECT), test_goldens);
   g_test_add_func ("/session/f16-cache", test_f16_cache);
   g_test_add_func ("/session/chat-goldens", test_chat_goldens);
-  g_test_add_data_func ("/session/chat-turns/official", GINT_TO_POINTER (OL_POSITION_OFFICIAL), test_chat_turns);
-  g_test_add_data_func ("/session/chat-turns/correct", GINT_TO_POINTER (OL_POSITION_CORRECT), test_chat_turns);
+  g_test_add_data_func ("/session/chat-turns/official", GINT_TO_POINTER (OL_POSITION_OFFICIAL),
+                        test_chat_turns);
+  g_test_add_data_func ("/session/chat-turns/correct", GINT_TO_POINTER (OL_POSITION_CORRECT),
+                        test_chat_turns);
   g_test_add_func ("/session/cancel", test_cancel);
   g_test_add_func ("/session/context-full", test_context_full);
   g_test_add_func ("/session/concurrent", test_concurrent);

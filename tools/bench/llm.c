@@ -1,4 +1,4 @@
-/* onellm-bench llm: prefill and decode speed of a LLaMA-shaped random model against the bandwidth roofline. */
+/* onellm-bench llm: prefill and decode speed of a random LLaMA-shaped model against the roofline. */
 #include "bench.h"
 
 #include <glib/gstdio.h>
@@ -43,7 +43,8 @@ fill_tensor (void *dst, guint64 n_bytes, gpointer user_data, GError **error)
 }
 
 static gboolean
-add (OlGgufWriter *w, GPtrArray *fills, const char *name, OlType type, gint64 cols, gint64 rows, GError **error)
+add (OlGgufWriter *w, GPtrArray *fills, const char *name, OlType type, gint64 cols, gint64 rows,
+     GError **error)
 {
   Fill *f = g_new (Fill, 1);
   *f = (Fill) { type, cols, rows == 1 ? 0 : 1.0f / sqrtf ((float) cols), g_str_hash (name) };
@@ -151,7 +152,8 @@ run_context (Bench *b, OlModel *model, const Shape *sh, OlType type, guint ctx, 
   random_ids (ids, ctx, ctx);
   g_autofree float *logits = g_new (float, N_VOCAB);
   /* A short warm-up builds the pipelines before anything is timed. */
-  OlPromptPart warm = { .ids = ids, .n_ids = MIN (16u, n_prompt) }, prompt = { .ids = ids, .n_ids = n_prompt };
+  OlPromptPart warm = { .ids = ids, .n_ids = MIN (16u, n_prompt) };
+  OlPromptPart prompt = { .ids = ids, .n_ids = n_prompt };
   gboolean ok = ol_session_prefill (s, &warm, 1, logits, error);
   ol_session_reset (s);
   gint64 t0 = g_get_monotonic_time ();
@@ -180,8 +182,10 @@ parse_list (const char *text, gboolean types, GArray *out, GError **error)
   for (guint i = 0; items[i]; i++) {
     OlType t;
     guint64 v;
-    if (types ? !ol_type_from_name (items[i], &t) || (t != OL_TYPE_F16 && t != OL_TYPE_Q8_0 && t != OL_TYPE_Q4_0)
-              : !g_ascii_string_to_unsigned (items[i], 10, 64, 1u << 20, &v, NULL)) {
+    gboolean ok = types ? ol_type_from_name (items[i], &t) &&
+                          (t == OL_TYPE_F16 || t == OL_TYPE_Q8_0 || t == OL_TYPE_Q4_0)
+                        : g_ascii_string_to_unsigned (items[i], 10, 64, 1u << 20, &v, NULL);
+    if (!ok) {
       g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "'%s': expected %s", items[i],
                    types ? "f16, q8_0 or q4_0" : "a context length of at least 64");
       return FALSE;
@@ -199,8 +203,8 @@ run (Bench *b, const Shape *sh, GArray *types, GArray *ctxs, guint decode, GErro
   printf ("%s\n", report);
   if (!bench_peaks (b, error))
     return FALSE;
-  printf ("\nrandom LLaMA: dim %u, %u layers, %u heads of 128, FFN %u, vocabulary %u, KV cache f16\n", sh->dim,
-          sh->layers, sh->heads, sh->ffn, N_VOCAB);
+  printf ("\nrandom LLaMA: dim %u, %u layers, %u heads of 128, FFN %u, vocabulary %u, KV cache f16\n",
+          sh->dim, sh->layers, sh->heads, sh->ffn, N_VOCAB);
   printf ("%-6s %6s %8s %12s %12s %12s %12s %10s\n", "type", "ctx", "prompt", "prefill t/s", "decode t/s",
           "MB/token", "roofline t/s", "of roof");
   for (guint i = 0; i < types->len; i++) {
@@ -239,7 +243,7 @@ bench_llm (int argc, char **argv)
     { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick, "width 256, 2 layers, context 128: proves it runs", NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("- prefill and decode speed of a LLaMA-shaped model");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- prefill and decode speed of a LLaMA model");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_description (ctx,
       "A random LLaMA GGUF (head size 128, FFN width as LLaMA's rule, vocabulary 32000, F16 KV cache)\n"
@@ -263,8 +267,8 @@ bench_llm (int argc, char **argv)
   }
   for (guint i = 0; ok && i < ctxs->len; i++)
     if (g_array_index (ctxs, guint, i) < (guint) decode + 17) {
-      g_set_error (&error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "context %u leaves no prompt before %d decode steps",
-                   g_array_index (ctxs, guint, i), decode);
+      g_set_error (&error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "context %u leaves no prompt before %d decode "
+                   "steps", g_array_index (ctxs, guint, i), decode);
       ok = FALSE;
     }
   if (ok) {

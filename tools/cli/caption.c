@@ -50,8 +50,8 @@ parse (int *argc, char ***argv, const char *summary, const GOptionEntry *extra, 
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o->model_path, "OneLLM or LLaMA GGUF model", "M" },
     { "prompt", 'p', 0, G_OPTION_ARG_STRING, &o->prompt, "the question", "TEXT" },
-    { "temperature", 't', 0, G_OPTION_ARG_DOUBLE, &o->temperature, "sampling temperature, 0 = greedy (default 0.1)",
-      "T" },
+    { "temperature", 't', 0, G_OPTION_ARG_DOUBLE, &o->temperature,
+      "sampling temperature, 0 = greedy (default 0.1)", "T" },
     { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &o->top_p, "nucleus mass (default 0.75)", "P" },
     { "max-tokens", 'n', 0, G_OPTION_ARG_INT, &o->max_tokens, "most tokens to generate (default 128)", "N" },
     { "seed", 's', 0, G_OPTION_ARG_INT64, &o->seed, "sampler seed (default 1)", "S" },
@@ -99,7 +99,8 @@ answer (OlModel *model, const Options *o, const OlSessionParams *sp, const OlGen
     return cli_fail_error (g_steal_pointer (&error));
   OlGenerateResult result = { 0 };
   const float *blocks[] = { block };
-  gboolean ok = ol_session_chat (s, question, blocks, block ? 1 : 0, gp, print_piece, NULL, NULL, &result, &error);
+  gboolean ok = ol_session_chat (s, question, blocks, block ? 1 : 0, gp, print_piece, NULL, NULL, &result,
+                                 &error);
   fputs ("\n", stdout);
   if (ok && o->ids) {
     for (guint i = 0; i < result.tokens->len; i++)
@@ -156,21 +157,23 @@ cli_caption (int argc, char **argv)
   OlSessionParams sp;
   OlGenerateParams gp;
   GOptionEntry extra[] = {
-    { "modality", 0, 0, G_OPTION_ARG_STRING, &o.modality, "image, video, audio, point, depth, normal, imu or fmri",
-      "MOD" },
+    { "modality", 0, 0, G_OPTION_ARG_STRING, &o.modality,
+      "image, video, audio, point, depth, normal, imu or fmri", "MOD" },
     { "input", 'i', 0, G_OPTION_ARG_FILENAME, &o.input,
-      "media file (image, video, audio, depth/normal map) or .npy (point [N,6], imu [6,T], fmri [V])", "FILE" },
+      "media file (image, video, audio, depth/normal map) or .npy (point [N,6], imu [6,T], fmri [V])",
+      "FILE" },
     { "preprocessed", 0, 0, G_OPTION_ARG_NONE, &o.preprocessed,
       "FILE is a .npy of the model-input tensor (e.g. [3,224,224] for image)", NULL },
     { NULL },
   };
-  int status = parse (&argc, &argv, "- answer a question about one input (default: its caption prompt)", extra, &o,
-                      &sp, &gp);
+  int status = parse (&argc, &argv, "- answer a question about one input (default: its caption prompt)",
+                      extra, &o, &sp, &gp);
   OlModality m = OL_MODALITY_IMAGE;
   if (status < 0 && (o.modality == NULL || o.input == NULL))
     status = cli_fail ("caption needs --modality and --input");
   if (status < 0 && !ol_modality_from_name (o.modality, &m))
-    status = cli_fail ("unknown modality '%s' (image, video, audio, point, depth, normal, imu, fmri)", o.modality);
+    status = cli_fail ("unknown modality '%s' (image, video, audio, point, depth, normal, imu, fmri)",
+                       o.modality);
   if (status >= 0) {
     options_clear (&o);
     return status;
