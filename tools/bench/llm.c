@@ -267,8 +267,8 @@ bench_llm (int argc, char **argv)
   }
   for (guint i = 0; ok && i < ctxs->len; i++)
     if (g_array_index (ctxs, guint, i) < (guint) decode + 17) {
-      g_set_error (&error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "context %u leaves no prompt before %d decode "
-                   "steps", g_array_index (ctxs, guint, i), decode);
+      g_set_error (&error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "context %u leaves no prompt before %d "
+                   "decode steps", g_array_index (ctxs, guint, i), decode);
       ok = FALSE;
     }
   if (ok) {
