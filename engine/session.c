@@ -626,14 +626,16 @@ conversation_rows (OlSession *s, const char *question)
     turns[n].question = question;
     g_autofree char *text = ol_prompt_build (NULL, turns, n + 1);
     ids = ol_tokenizer_encode (tok, text, -1, TRUE, FALSE, &n_ids);
-  } else {
-    /* A plain LLaMA continues its text: the cached rows, the last generated token, then the new text. */
-    ids = ol_tokenizer_encode (tok, question, -1, s->rows->len == 0 && s->unfed_token < 0, FALSE, &n_ids);
+  } else if (s->rows->len > 0 || s->unfed_token >= 0) {
+    /* Without a template the text continues: the cached rows, the last generated token, the new text. */
+    ids = ol_tokenizer_encode (tok, question, -1, FALSE, FALSE, &n_ids);
     g_array_append_vals (target, s->rows->data, s->rows->len);
     if (s->unfed_token >= 0)
       g_array_append_val (target, s->unfed_token);
     g_array_append_vals (target, ids, n_ids);
     return target;
+  } else {
+    ids = ol_tokenizer_encode (tok, question, -1, TRUE, FALSE, &n_ids);
   }
   if (n_ids > 0)
     g_array_append_val (target, ids[0]);
