@@ -1,8 +1,10 @@
 /* Language path on the tiny model against the PyTorch goldens (tests/data/session), and session behaviour. */
 #include "support/ref.h"
 
+#include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STRIDE 16        /* the goldens keep every 16th logit */
 #define MAX_TOKENS 16
@@ -554,6 +556,95 @@ test_sampling (void)
   ol_session_free (s);
 }
 
+/* The tiny model's language part as a plain LLaMA GGUF (architecture "llama", no template). */
+static char *
+write_plain_llama (void)
+{
+  g_autoptr (GError) error = NULL;
+  const OlModelInfo *in = ol_model_get_info (tiny_model ());
+  g_autoptr (OlGguf) src = ol_gguf_open (tiny_path, &error);
+  g_assert_no_error (error);
+  g_autoptr (OlGgufWriter) w = ol_gguf_writer_new ();
+  ol_gguf_writer_set_string (w, "general.architecture", "llama");
+  ol_gguf_writer_set_u32 (w, "llama.embedding_length", in->dim);
+  ol_gguf_writer_set_u32 (w, "llama.block_count", in->n_layers);
+  ol_gguf_writer_set_u32 (w, "llama.feed_forward_length", in->ffn_dim);
+  ol_gguf_writer_set_u32 (w, "llama.attention.head_count", in->n_heads);
+  ol_gguf_writer_set_u32 (w, "llama.context_length", in->context_length);
+  ol_gguf_writer_set_f32 (w, "llama.attention.layer_norm_rms_epsilon", in->norm_eps);
+  for (gsize i = 0; i < ol_gguf_n_keys (src); i++) {
+    const char *key = ol_gguf_key (src, i);
+    OlGgufValue value;
+    if (g_str_has_prefix (key, "tokenizer.") && ol_gguf_get_value (src, key, &value, NULL))
+      ol_gguf_writer_set_value (w, key, &value);
+  }
+  for (gsize i = 0; i < ol_gguf_n_tensors (src); i++) {
+    const OlGgufTensor *t = ol_gguf_tensor (src, i);
+    if (g_str_has_prefix (t->name, "blk.") || g_str_has_prefix (t->name, "output") ||
+        strcmp (t->name, "token_embd.weight") == 0)
+      g_assert_true (ol_gguf_writer_add_tensor (w, t->name, t->type, t->n_dims, t->ne, t->data, &error));
+  }
+  char *path = NULL;
+  int fd = g_file_open_tmp ("test-session-XXXXXX.gguf", &path, &error);
+  g_assert_no_error (error);
+  close (fd);
+  g_assert_true (ol_gguf_writer_write (w, path, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+/* A plain LLaMA file runs the same forward pass; without a template, chat continues the text. */
+static void
+test_plain_llama (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = write_plain_llama ();
+  OlModel *llama = ol_model_new (ref_device (), path, &error);
+  g_assert_no_error (error);
+  g_unlink (path);
+  const OlModelInfo *in = ol_model_get_info (llama);
+  g_assert_cmpstr (in->architecture, ==, "llama");
+  g_assert_false (in->has_encoder);
+  g_assert_null (in->prompt_template);
+
+  gsize n_ids;
+  g_autofree gint32 *ids = golden_ids ("text.prompt_ids", &n_ids);
+  OlPromptPart part = { .ids = ids, .n_ids = n_ids };
+  OlSessionParams sp;
+  ol_session_params_init (&sp);
+  sp.n_ctx = TEST_CTX;
+  OlSession *s = ol_session_new (llama, &sp, &error);
+  g_assert_no_error (error);
+  g_autofree float *logits = g_new (float, in->n_vocab);
+  g_assert_true (ol_session_prefill (s, &part, 1, logits, &error));
+  g_autofree float *want = golden ("text.logits", NULL);
+  assert_logits ("plain LLaMA text prefill logits", logits, want, TOL_F32);
+
+  OlTokenizer *tok = ol_model_get_tokenizer (llama);
+  gsize n_q1, n_q2;
+  g_autofree gint32 *q1 = ol_tokenizer_encode (tok, "Once upon a time", -1, TRUE, FALSE, &n_q1);
+  g_autofree gint32 *q2 = ol_tokenizer_encode (tok, "and then", -1, FALSE, FALSE, &n_q2);
+  OlGenerateParams p = greedy (4);
+  OlGenerateResult r1 = { 0 }, r2 = { 0 };
+  ol_session_reset (s);
+  g_assert_true (ol_session_chat (s, "Once upon a time", NULL, 0, &p, NULL, NULL, NULL, &r1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (r1.n_prompt_tokens, ==, n_q1);
+  g_assert_true (ol_session_chat (s, "and then", NULL, 0, &p, NULL, NULL, NULL, &r2, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (r2.n_prefill_rows, ==, 1 + n_q2);
+  g_assert_cmpuint (r2.n_prompt_tokens, ==, n_q1 + r1.tokens->len + n_q2);
+
+  float block[1] = { 0 };
+  const float *blocks[] = { block };
+  g_assert_false (ol_session_chat (s, "What is this?", blocks, 1, &p, NULL, NULL, NULL, &r2, &error));
+  g_assert_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT);
+  ol_generate_result_clear (&r1);
+  ol_generate_result_clear (&r2);
+  ol_session_free (s);
+  ol_model_free (llama);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -575,6 +666,7 @@ main (int argc, char **argv)
   g_test_add_func ("/session/context-full", test_context_full);
   g_test_add_func ("/session/concurrent", test_concurrent);
   g_test_add_func ("/session/sampling", test_sampling);
+  g_test_add_func ("/session/plain-llama", test_plain_llama);
   int ret = g_test_run ();
   g_clear_pointer (&model, ol_model_free);
   ref_device_release ();
