@@ -276,7 +276,7 @@ bench_llm (int argc, char **argv)
   if (ok) {
     /* LLaMA's FFN width: 2/3 of 4·dim, rounded up to a multiple of 256. */
     Shape sh = { dim, layers, dim / 128, (2 * 4 * dim / 3 + 255) / 256 * 256 };
-    Bench b = { .runs = 3, .cpu_time = cpu_time };
+    Bench b = { .quick = quick, .runs = 3, .cpu_time = cpu_time };
     ok = (b.dev = ol_device_new (device, &error)) != NULL && run (&b, &sh, types, ctxs, decode, &error);
     if (b.dev)
       ol_device_free (b.dev);
