@@ -78,6 +78,12 @@ cpu_seconds (void)
   return s / g_get_num_processors ();
 }
 
+double
+bench_clock (const Bench *b)
+{
+  return b->cpu_time ? cpu_seconds () : (double) g_get_monotonic_time () * 1e-6;
+}
+
 static gboolean
 run_timed (const Bench *b, OlGraph *g, double *seconds, GError **error)
 {

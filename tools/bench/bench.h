@@ -46,6 +46,9 @@ typedef struct {
 /* A device tensor of shape [cols, rows] in type, filled with uniform values in [-1, 1), owned by inst. */
 OlTensor *bench_tensor (BenchInstance *inst, OlType type, gint64 cols, gint64 rows, GError **error);
 
+/* Seconds on the clock the harness times with (b->cpu_time: process CPU time over the cores). */
+double bench_clock (const Bench *b);
+
 /* Measures copy bandwidth and multiply-add throughput with shaders/peak.comp and prints them. */
 gboolean bench_peaks (Bench *b, GError **error);
 /* The number of rows of a table that pass the filter. */
@@ -55,3 +58,6 @@ gboolean bench_table (Bench *b, const BenchRow *rows, guint n_rows, GError **err
 
 /* The op table of `onellm-bench ops`. */
 const BenchRow *bench_op_rows (guint *n_rows);
+
+/* onellm-bench llm (llm.c): prefill and decode of a random LLaMA-shaped model. */
+int bench_llm (int argc, char **argv);

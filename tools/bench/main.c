@@ -66,6 +66,7 @@ static const struct {
   int (*run) (int argc, char **argv);
 } commands[] = {
   { "ops", "peak bandwidth and compute, then every op shape of OneLLM-7B against them", cmd_ops },
+  { "llm", "prefill and decode tokens/s of a random LLaMA-shaped model against the roofline", bench_llm },
 };
 
 static int
