@@ -4,6 +4,7 @@
 #include <gst/check/gstharness.h>
 #include <gst/app/gstappsink.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 #include <math.h>
 #include <string.h>
 #include "onellm.h"
@@ -354,6 +355,269 @@ test_depth (void)
   gst_harness_teardown (h);
 }
 
+/* Runs "filesrc location=path ! element" to EOS and returns what came out. */
+static GList *
+run_file (const char *element, const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *desc = g_strdup_printf ("filesrc location=\"%s\" ! %s model=\"%s\" ! appsink name=out sync=false",
+                                           path, element, tiny_path);
+  GstElement *pipeline = gst_parse_launch (desc, &error);
+  g_assert_no_error (error);
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "out");
+  g_assert_cmpint (gst_element_set_state (pipeline, GST_STATE_PLAYING), !=, GST_STATE_CHANGE_FAILURE);
+  GList *buffers = NULL;
+  GstSample *sample;
+  while ((sample = gst_app_sink_pull_sample (GST_APP_SINK (sink)))) {
+    buffers = g_list_append (buffers, gst_buffer_ref (gst_sample_get_buffer (sample)));
+    gst_sample_unref (sample);
+  }
+  g_autoptr (GstBus) bus = gst_element_get_bus (pipeline);
+  g_autoptr (GstMessage) msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  if (msg) {
+    g_autoptr (GError) err = NULL;
+    gst_message_parse_error (msg, &err, NULL);
+    g_error ("%s: %s", element, err->message);
+  }
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (sink);
+  gst_object_unref (pipeline);
+  return buffers;
+}
+
+static char *
+temp_file (const char *suffix, const void *data, gsize size)
+{
+  g_autofree char *name = g_strdup_printf ("onellm-gst-XXXXXX%s", suffix);
+  char *path = NULL;
+  int fd = g_file_open_tmp (name, &path, NULL);
+  g_assert_cmpint (fd, >=, 0);
+  close (fd);
+  if (data)
+    g_assert_true (g_file_set_contents (path, data, size, NULL));
+  return path;
+}
+
+static void
+prepare_points (const float *points, gint64 n, float *input)
+{
+  const OlModalityInfo *mi = modality_info (OL_MODALITY_POINT);
+  OlPointParams params;
+  ol_point_params_init (&params);
+  params.n_points = (int) mi->input_shape[0];
+  params.n_groups = (int) mi->tokens;
+  params.group_size = (int) mi->group_size;
+  g_autofree gint32 *fps = g_new (gint32, params.n_groups);
+  g_autofree gint32 *knn = g_new (gint32, (gsize) params.n_groups * params.group_size);
+  g_assert_true (ol_point_prepare (points, n, &params, input, fps, knn, NULL));
+}
+
+static void
+test_point (void)
+{
+  /* 1500 points with 8-bit colours, written as .npy, ASCII .ply and binary .ply */
+  const int n = 1500;
+  g_autofree float *points = g_new (float, n * 6);
+  GString *ascii = g_string_new ("ply\nformat ascii 1.0\ncomment test\nelement vertex 1500\nproperty float x\n"
+                                 "property float y\nproperty float z\nproperty uchar red\nproperty uchar green\n"
+                                 "property uchar blue\nproperty uchar alpha\nend_header\n");
+  GString *binary = g_string_new ("ply\r\nformat binary_little_endian 1.0\r\nelement vertex 1500\r\n"
+                                  "property double x\r\nproperty float y\r\nproperty float z\r\nproperty uchar red\r\n"
+                                  "property uchar green\r\nproperty uchar blue\r\nelement face 0\r\n"
+                                  "property list uchar int vertex_indices\r\nend_header\r\n");
+  for (int i = 0; i < n; i++) {
+    float xyz[3] = { (float) sin (i * 0.1), (float) cos (i * 0.07), (float) (i % 37) / 8 };
+    guint8 rgb[3] = { (guint8) (i * 7), (guint8) (i % 5 * 60), (guint8) (i / 6) };
+    g_string_append_printf (ascii, "%.9g %.9g %.9g %u %u %u 255\n", xyz[0], xyz[1], xyz[2], rgb[0], rgb[1], rgb[2]);
+    double x = xyz[0];
+    g_string_append_len (binary, (const char *) &x, 8);
+    g_string_append_len (binary, (const char *) &xyz[1], 8);
+    g_string_append_len (binary, (const char *) rgb, 3);
+    for (int c = 0; c < 3; c++) {
+      points[i * 6 + c] = xyz[c];
+      points[i * 6 + 3 + c] = (float) (rgb[c] / 255.0);
+    }
+  }
+  g_autofree char *npy = temp_file (".npy", NULL, 0);
+  g_assert_true (ol_npy_write (npy, points, 2, (gint64[]) { n, 6 }, NULL));
+  g_autofree char *ply_a = temp_file (".ply", ascii->str, ascii->len);
+  g_autofree char *ply_b = temp_file (".ply", binary->str, binary->len);
+  g_string_free (ascii, TRUE);
+  g_string_free (binary, TRUE);
+
+  g_autofree float *input = g_new (float, input_size (OL_MODALITY_POINT));
+  prepare_points (points, n, input);
+  const char *files[] = { npy, ply_a, ply_b };
+  for (guint f = 0; f < G_N_ELEMENTS (files); f++) {
+    GList *out = run_file ("onellmpointtok", files[f]);
+    g_assert_cmpuint (g_list_length (out), ==, 1);
+    assert_tokens (out->data, OL_MODALITY_POINT, input);
+    g_list_free_full (out, (GDestroyNotify) gst_buffer_unref);
+    g_unlink (files[f]);
+  }
+
+  /* raw clouds: one per buffer, with its timestamps */
+  GstHarness *h = harness ("onellmpointtok", NULL);
+  g_assert_true (accepts (h, "application/x-onellm-points, channels=6"));
+  g_assert_false (accepts (h, "application/x-onellm-points, channels=3"));
+  gst_harness_set_src_caps_str (h, "application/x-onellm-points, channels=6");
+  GstBuffer *b = gst_buffer_new_memdup (points, (gsize) n * 6 * sizeof (float));
+  GST_BUFFER_PTS (b) = 3 * GST_SECOND;
+  GST_BUFFER_DURATION (b) = GST_SECOND;
+  g_assert_cmpint (gst_harness_push (h, b), ==, GST_FLOW_OK);
+  GstBuffer *o = gst_harness_pull (h);
+  assert_times (o, 3 * GST_SECOND, GST_SECOND);
+  assert_tokens (o, OL_MODALITY_POINT, input);
+  assert_src_caps (h, OL_MODALITY_POINT);
+  gst_buffer_unref (o);
+  /* too few points for the groups: an element error, not a crash */
+  g_assert_cmpint (gst_harness_push (h, gst_buffer_new_memdup (points, 10 * 6 * sizeof (float))), ==, GST_FLOW_ERROR);
+  gst_harness_teardown (h);
+}
+
+static void
+test_fmri (void)
+{
+  const OlModalityInfo *mi = modality_info (OL_MODALITY_FMRI);
+  const int v = (int) mi->input_shape[1];
+  g_autofree float *data = g_new (float, 2 * v);
+  for (int i = 0; i < 2 * v; i++)
+    data[i] = (float) sin (i * 0.013);
+  g_autofree float *input = g_new (float, input_size (OL_MODALITY_FMRI));
+  g_assert_true (ol_preprocess_fmri (data, 2, v, v, input, NULL));
+
+  g_autofree char *npy = temp_file (".npy", NULL, 0);
+  g_assert_true (ol_npy_write (npy, data, 2, (gint64[]) { 2, v }, NULL));
+  GList *out = run_file ("onellmfmritok", npy);
+  g_assert_cmpuint (g_list_length (out), ==, 1);
+  assert_tokens (out->data, OL_MODALITY_FMRI, input);
+  g_list_free_full (out, (GDestroyNotify) gst_buffer_unref);
+  g_unlink (npy);
+
+  GstHarness *h = harness ("onellmfmritok", NULL);
+  g_autofree char *caps = g_strdup_printf ("application/x-onellm-fmri, voxels=%d", v);
+  gst_harness_set_src_caps_str (h, caps);
+  g_assert_cmpint (gst_harness_push (h, gst_buffer_new_memdup (data, 2 * v * sizeof (float))), ==, GST_FLOW_OK);
+  GstBuffer *o = gst_harness_pull (h);
+  assert_tokens (o, OL_MODALITY_FMRI, input);
+  assert_src_caps (h, OL_MODALITY_FMRI);
+  gst_buffer_unref (o);
+  /* another voxel count than the model's: the caps are refused */
+  g_autoptr (GstCaps) wrong = gst_caps_new_simple ("application/x-onellm-fmri", "voxels", G_TYPE_INT, v - 1, NULL);
+  gst_harness_set_src_caps (h, gst_caps_ref (wrong));
+  g_assert_cmpint (gst_harness_push (h, gst_buffer_new_memdup (data, (v - 1) * sizeof (float))), ==,
+                   GST_FLOW_NOT_NEGOTIATED);
+  gst_harness_teardown (h);
+}
+
+/* The model of an element's "onellm.model" context (a GstOnellmModel pointer, compared only). */
+static gpointer
+context_model (GstElement *e)
+{
+  GstContext *context = gst_element_get_context (e, "onellm.model");
+  g_assert_nonnull (context);
+  const GValue *v = gst_structure_get_value (gst_context_get_structure (context), "model");
+  gpointer model_ptr = g_value_get_boxed (v);
+  gst_context_unref (context);
+  return model_ptr;
+}
+
+static GstElement *
+pipeline_with (const char *desc_fmt, GstElement **a, GstElement **b)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *desc = g_strdup_printf (desc_fmt, tiny_path, tiny_path);
+  GstElement *p = gst_parse_launch (desc, &error);
+  g_assert_no_error (error);
+  *a = gst_bin_get_by_name (GST_BIN (p), "a");
+  *b = gst_bin_get_by_name (GST_BIN (p), "b");
+  g_assert_cmpint (gst_element_set_state (p, GST_STATE_PAUSED), !=, GST_STATE_CHANGE_FAILURE);
+  g_assert_cmpint (gst_element_get_state (p, NULL, NULL, GST_CLOCK_TIME_NONE), ==, GST_STATE_CHANGE_SUCCESS);
+  return p;
+}
+
+static void
+test_context (void)
+{
+  GstElement *a, *b, *c, *d;
+  /* in one pipeline: the second element gets the first one's model through the context */
+  GstElement *p1 = pipeline_with ("videotestsrc num-buffers=1 ! videoconvert ! onellmimagetok name=a model=\"%s\" ! "
+                                  "fakesink audiotestsrc num-buffers=1 ! onellmaudiotok name=b model=\"%s\" ! fakesink",
+                                  &a, &b);
+  gpointer shared = context_model (a);
+  g_assert_true (context_model (b) == shared);
+  /* another pipeline: the process cache */
+  GstElement *p2 = pipeline_with ("videotestsrc num-buffers=1 ! videoconvert ! onellmvideotok name=a model=\"%s\" ! "
+                                  "fakesink videotestsrc num-buffers=1 ! videoconvert ! onellmnormaltok name=b "
+                                  "model=\"%s\" ! fakesink", &c, &d);
+  g_assert_true (context_model (c) == shared);
+  g_assert_true (context_model (d) == shared);
+  GstElement *elements[] = { a, b, c, d, p1, p2 };
+  gst_element_set_state (p1, GST_STATE_NULL);
+  gst_element_set_state (p2, GST_STATE_NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (elements); i++)
+    gst_object_unref (elements[i]);
+}
+
+/* Starting element with model gives an error message naming want. */
+static void
+expect_start_error (const char *element, const char *model_path, const char *want)
+{
+  GstElement *e = gst_element_factory_make (element, NULL);
+  GstElement *pipeline = gst_pipeline_new (NULL);
+  gst_bin_add (GST_BIN (pipeline), e);
+  g_object_set (e, "model", model_path, NULL);
+  g_assert_cmpint (gst_element_set_state (pipeline, GST_STATE_PAUSED), ==, GST_STATE_CHANGE_FAILURE);
+  g_autoptr (GstBus) bus = gst_element_get_bus (pipeline);
+  g_autoptr (GstMessage) msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  g_assert_nonnull (msg);
+  g_autoptr (GError) err = NULL;
+  gst_message_parse_error (msg, &err, NULL);
+  if (strstr (err->message, want) == NULL)
+    g_error ("'%s' does not say '%s'", err->message, want);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (pipeline);
+}
+
+/* The tiny model with only the image modality declared. */
+static char *
+image_only_model (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OlGguf) src = ol_gguf_open (tiny_path, &error);
+  g_assert_no_error (error);
+  g_autoptr (OlGgufWriter) w = ol_gguf_writer_new ();
+  for (gsize i = 0; i < ol_gguf_n_keys (src); i++) {
+    OlGgufValue v;
+    const char *k = ol_gguf_key (src, i);
+    g_assert_true (ol_gguf_get_value (src, k, &v, NULL));
+    if (strcmp (k, "onellm.modalities") == 0)
+      ol_gguf_writer_set_string_array (w, k, (const char *const[]) { "image" }, 1);
+    else
+      ol_gguf_writer_set_value (w, k, &v);
+  }
+  for (gsize i = 0; i < ol_gguf_n_tensors (src); i++) {
+    const OlGgufTensor *t = ol_gguf_tensor (src, i);
+    g_assert_true (ol_gguf_writer_add_tensor (w, t->name, t->type, t->n_dims, t->ne, t->data, &error));
+  }
+  char *path = temp_file (".gguf", NULL, 0);
+  g_assert_true (ol_gguf_writer_write (w, path, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+static void
+test_errors (void)
+{
+  expect_start_error ("onellmimagetok", "/nonexistent/model.gguf", "/nonexistent/model.gguf");
+  g_autofree char *corrupt = temp_file (".gguf", "GGUF", 4);
+  expect_start_error ("onellmaudiotok", corrupt, "Could not load the OneLLM model");
+  g_unlink (corrupt);
+  g_autofree char *image_only = image_only_model ();
+  expect_start_error ("onellmpointtok", image_only, "has no point modality");
+  g_unlink (image_only);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -369,6 +633,10 @@ main (int argc, char **argv)
   g_test_add_func ("/gst/audio", test_audio);
   g_test_add_func ("/gst/imu", test_imu);
   g_test_add_func ("/gst/depth", test_depth);
+  g_test_add_func ("/gst/point", test_point);
+  g_test_add_func ("/gst/fmri", test_fmri);
+  g_test_add_func ("/gst/context", test_context);
+  g_test_add_func ("/gst/errors", test_errors);
   int ret = g_test_run ();
   g_clear_pointer (&encoder, ol_encoder_free);
   g_clear_pointer (&model, ol_model_free);
