@@ -123,7 +123,7 @@ gst_onellm_audio_tok_class_init (GstOnellmAudioTokClass *klass)
   GstOnellmTokenizerClass *tok_class = GST_ONELLM_TOKENIZER_CLASS (klass);
 
   G_OBJECT_CLASS (klass)->finalize = gst_onellm_audio_tok_finalize;
-  tok_class->modality = OL_MODALITY_AUDIO;
+  gst_onellm_tokenizer_class_set_modality (tok_class, OL_MODALITY_AUDIO);
   tok_class->set_caps = gst_onellm_audio_tok_set_caps;
   tok_class->handle_buffer = gst_onellm_audio_tok_handle_buffer;
   tok_class->drain = gst_onellm_audio_tok_drain;

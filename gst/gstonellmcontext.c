@@ -217,6 +217,8 @@ gst_onellm_model_acquire (GstElement *element, const char *path, GstOnellmModel 
   g_autoptr (GstOnellmModel) found = peek (element, model, canonical);
   if (found)
     return TRUE;
+  /* a context for another file that arrived earlier must not stand in the way of the right one */
+  store (element, model, NULL);
 
   GstQuery *query = gst_query_new_context (GST_ONELLM_MODEL_CONTEXT_TYPE);
   if (query_pads (element, GST_PAD_SRC, query) || query_pads (element, GST_PAD_SINK, query)) {
@@ -225,14 +227,13 @@ gst_onellm_model_acquire (GstElement *element, const char *path, GstOnellmModel 
     found = context ? model_from_context (context, canonical) : NULL;
     if (found) {
       GST_DEBUG_OBJECT (element, "model %s found by a context query", canonical);
+      store (element, model, found);
       gst_element_set_context (element, context);
     }
   }
   gst_query_unref (query);
-  if (found) {
-    store (element, model, found);
+  if (found)
     return TRUE;
-  }
 
   /* the bin or the application may answer synchronously with set_context */
   GST_DEBUG_OBJECT (element, "posting need-context for %s", canonical);
@@ -252,13 +253,21 @@ gst_onellm_model_acquire (GstElement *element, const char *path, GstOnellmModel 
   return TRUE;
 }
 
-void
+gboolean
 gst_onellm_model_set_context (GstElement *element, GstContext *context, GstOnellmModel **model)
 {
-  g_return_if_fail (GST_IS_ELEMENT (element) && model != NULL);
+  g_return_val_if_fail (GST_IS_ELEMENT (element) && model != NULL, FALSE);
   g_autoptr (GstOnellmModel) given = model_from_context (context, NULL);
-  if (given)
-    store (element, model, given);
+  gboolean ours;
+  if (given == NULL)
+    return g_strcmp0 (gst_context_get_context_type (context), GST_ONELLM_MODEL_CONTEXT_TYPE) != 0;
+  /* a model in use stays: a bin hands every child the context of whichever element posted last */
+  GST_OBJECT_LOCK (element);
+  if (*model == NULL)
+    *model = gst_onellm_model_ref (given);
+  ours = *model == given;
+  GST_OBJECT_UNLOCK (element);
+  return ours;
 }
 
 gboolean

@@ -44,8 +44,12 @@ gboolean gst_onellm_model_acquire (GstElement *element, const char *path, GstOne
                                    GError **error);
 
 /* For the element's GstElementClass.set_context: keeps the model of an "onellm.model" context in *model
- * (taking the object lock of element). Other context types are ignored. */
-void gst_onellm_model_set_context (GstElement *element, GstContext *context, GstOnellmModel **model);
+ * if it holds none (taking the object lock of element); gst_onellm_model_acquire then uses it if it is the
+ * file the element wants. A model already held is kept, so a context for another model, which a bin passes
+ * to all its children, never replaces one in use. Returns whether the element should keep the context
+ * (chain up to GstElement's set_context): FALSE for an "onellm.model" context of a model it does not use.
+ * Other context types are not looked at and give TRUE. */
+gboolean gst_onellm_model_set_context (GstElement *element, GstContext *context, GstOnellmModel **model);
 
 /* For the element's pad query functions: answers a GST_QUERY_CONTEXT for "onellm.model" with model (read
  * under the object lock of element). Returns TRUE if the query was answered. */

@@ -301,7 +301,7 @@ gst_onellm_map_tok_class_setup (GstOnellmMapTokClass *klass, OlModality modality
   caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE (GST_ONELLM_VIDEO_FORMATS));
   gst_element_class_add_pad_template (element_class, gst_pad_template_new ("rgb", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_caps_unref (caps);
-  tok_class->modality = modality;
+  gst_onellm_tokenizer_class_set_modality (tok_class, modality);
   klass->debug = debug;
   gst_onellm_tokenizer_class_install_window_properties (tok_class, GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE,
                                                         GST_SECOND);

@@ -32,9 +32,6 @@ G_DEFINE_ABSTRACT_TYPE_WITH_CODE (GstOnellmTokenizer, gst_onellm_tokenizer, GST_
     G_ADD_PRIVATE (GstOnellmTokenizer);
     GST_DEBUG_CATEGORY_INIT (gst_onellm_tokenizer_debug, "onellmtokenizer", 0, "OneLLM tokenizer base class"))
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_ONELLM_TOKENS_CAPS));
-
 #define PRIV(self) ((GstOnellmTokenizerPrivate *) gst_onellm_tokenizer_get_instance_private (self))
 
 static void
@@ -80,6 +77,17 @@ gst_onellm_tokenizer_get_property (GObject *object, guint prop_id, GValue *value
       break;
   }
   GST_OBJECT_UNLOCK (object);
+}
+
+void
+gst_onellm_tokenizer_class_set_modality (GstOnellmTokenizerClass *klass, OlModality modality)
+{
+  g_autofree char *desc = g_strdup_printf (GST_ONELLM_TOKENS_CAPS_FORMAT, ol_modality_name (modality));
+  GstCaps *caps = gst_caps_from_string (desc);
+  klass->modality = modality;
+  gst_element_class_add_pad_template (GST_ELEMENT_CLASS (klass),
+                                      gst_pad_template_new ("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
+  gst_caps_unref (caps);
 }
 
 void
@@ -442,8 +450,8 @@ gst_onellm_tokenizer_change_state (GstElement *element, GstStateChange transitio
 static void
 gst_onellm_tokenizer_set_context (GstElement *element, GstContext *context)
 {
-  gst_onellm_model_set_context (element, context, &PRIV (GST_ONELLM_TOKENIZER (element))->model);
-  GST_ELEMENT_CLASS (gst_onellm_tokenizer_parent_class)->set_context (element, context);
+  if (gst_onellm_model_set_context (element, context, &PRIV (GST_ONELLM_TOKENIZER (element))->model))
+    GST_ELEMENT_CLASS (gst_onellm_tokenizer_parent_class)->set_context (element, context);
 }
 
 static void
@@ -478,7 +486,8 @@ gst_onellm_tokenizer_constructed (GObject *object)
     priv->window = G_PARAM_SPEC_UINT64 (window)->default_value;
   if (interval)
     priv->interval = G_PARAM_SPEC_UINT64 (interval)->default_value;
-  priv->srcpad = gst_pad_new_from_static_template (&src_template, "src");
+  priv->srcpad = gst_pad_new_from_template (gst_element_class_get_pad_template (GST_ELEMENT_GET_CLASS (self), "src"),
+                                            "src");
   gst_pad_set_query_function (priv->srcpad, src_query);
   gst_pad_use_fixed_caps (priv->srcpad);
   gst_element_add_pad (GST_ELEMENT (self), priv->srcpad);
@@ -503,7 +512,6 @@ gst_onellm_tokenizer_class_init (GstOnellmTokenizerClass *klass)
       g_param_spec_string ("model", "Model", "OneLLM model file (GGUF); unset: $ONELLM_MODEL, else the "
                            "default model of the installation. Elements with the same file share one loaded copy",
                            NULL, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
-  gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_type_mark_as_plugin_api (GST_TYPE_ONELLM_TOKENIZER, 0);
 }
 

@@ -11,8 +11,8 @@ G_BEGIN_DECLS
 G_DECLARE_DERIVABLE_TYPE (GstOnellmTokenizer, gst_onellm_tokenizer, GST, ONELLM_TOKENIZER, GstElement)
 
 /* Output caps: T×L×W float32 tokens per buffer, one buffer per window (see docs/elements.md). */
-#define GST_ONELLM_TOKENS_CAPS "application/x-onellm-tokens, modality = (string) { image, video, audio, point, " \
-  "depth, normal, fmri, imu }, frames = (int) [ 1, MAX ], tokens = (int) [ 1, MAX ], width = (int) [ 1, MAX ]"
+#define GST_ONELLM_TOKENS_CAPS_FORMAT "application/x-onellm-tokens, modality = (string) %s, " \
+  "frames = (int) [ 1, MAX ], tokens = (int) [ 1, MAX ], width = (int) [ 1, MAX ]"
 
 /* The tokenizer owns its source pad and the sink pad made from the class's "sink" pad template; a class
  * without one (depth and normal maps) adds its pads itself with gst_onellm_tokenizer_add_sink_pad. The
@@ -36,6 +36,9 @@ struct _GstOnellmTokenizerClass {
   /* The element stops (PAUSED→READY): wake anything waiting in handle_buffer (optional). */
   void (*unlock) (GstOnellmTokenizer *self);
 };
+
+/* Sets the modality of a subclass and its "src" pad template (the tokens caps of that modality). */
+void gst_onellm_tokenizer_class_set_modality (GstOnellmTokenizerClass *klass, OlModality modality);
 
 /* Installs "window" and "interval" (nanoseconds) on a subclass; the base class stores them. max_window
  * GST_CLOCK_TIME_NONE: no upper bound. A class without a window length (one frame per interval) passes

@@ -557,6 +557,30 @@ test_context (void)
   gst_element_set_state (p2, GST_STATE_NULL);
   for (guint i = 0; i < G_N_ELEMENTS (elements); i++)
     gst_object_unref (elements[i]);
+
+  /* two models in one pipeline (another file name is another model): each element keeps its own even though
+   * the bin passes every context to every child, and both run to the end */
+  g_autofree char *other = temp_file (".gguf", NULL, 0);
+  g_unlink (other);
+  g_assert_cmpint (symlink (tiny_path, other), ==, 0);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *desc = g_strdup_printf ("videotestsrc num-buffers=20 ! videoconvert ! onellmimagetok name=a "
+                                           "model=\"%s\" interval=0 ! fakesink audiotestsrc num-buffers=20 ! "
+                                           "onellmaudiotok name=b model=\"%s\" ! fakesink", tiny_path, other);
+  GstElement *p3 = gst_parse_launch (desc, &error);
+  g_assert_no_error (error);
+  a = gst_bin_get_by_name (GST_BIN (p3), "a");
+  b = gst_bin_get_by_name (GST_BIN (p3), "b");
+  gst_element_set_state (p3, GST_STATE_PLAYING);
+  g_autoptr (GstBus) bus = gst_element_get_bus (p3);
+  g_autoptr (GstMessage) msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  g_assert_cmpint (GST_MESSAGE_TYPE (msg), ==, GST_MESSAGE_EOS);
+  g_assert_true (context_model (a) != context_model (b));
+  gst_element_set_state (p3, GST_STATE_NULL);
+  gst_object_unref (a);
+  gst_object_unref (b);
+  gst_object_unref (p3);
+  g_unlink (other);
 }
 
 /* Starting element with model gives an error message naming want. */
