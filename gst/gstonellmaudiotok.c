@@ -41,7 +41,8 @@ gst_onellm_audio_tok_set_caps (GstOnellmTokenizer *tok, GstPad *pad, GstCaps *ca
   GstOnellmAudioTok *self = GST_ONELLM_AUDIO_TOK (tok);
   if (!gst_audio_info_from_caps (&self->info, caps))
     return FALSE;
-  gst_onellm_samples_set_format (&self->samples, GST_AUDIO_INFO_BPF (&self->info), GST_AUDIO_INFO_RATE (&self->info));
+  gst_onellm_samples_set_format (&self->samples, GST_AUDIO_INFO_BPF (&self->info),
+                                 GST_AUDIO_INFO_RATE (&self->info));
   return TRUE;
 }
 
@@ -53,12 +54,15 @@ emit (GstOnellmAudioTok *self, guint64 n_frames)
   g_autoptr (GError) error = NULL;
   if (self->input == NULL)
     self->input = g_new (float, gst_onellm_tokenizer_input_size (tok));
-  OlSampleFormat format = GST_AUDIO_INFO_FORMAT (&self->info) == GST_AUDIO_FORMAT_F32LE ? OL_SAMPLE_F32 : OL_SAMPLE_S16;
-  if (!ol_preprocess_audio (self->samples.data->data, format, GST_AUDIO_INFO_CHANNELS (&self->info), (gint64) n_frames,
-                            self->samples.rate, (int) mi->input_shape[1], (int) mi->input_shape[2], self->input, &error))
+  OlSampleFormat format =
+      GST_AUDIO_INFO_FORMAT (&self->info) == GST_AUDIO_FORMAT_F32LE ? OL_SAMPLE_F32 : OL_SAMPLE_S16;
+  if (!ol_preprocess_audio (self->samples.data->data, format, GST_AUDIO_INFO_CHANNELS (&self->info),
+                            (gint64) n_frames, self->samples.rate, (int) mi->input_shape[1],
+                            (int) mi->input_shape[2], self->input, &error))
     return gst_onellm_tokenizer_input_error (tok, error);
   return gst_onellm_tokenizer_push_window (tok, self->input, self->samples.start,
-                                           gst_util_uint64_scale_round (n_frames, GST_SECOND, self->samples.rate));
+                                           gst_util_uint64_scale_round (n_frames, GST_SECOND,
+                                                                        self->samples.rate));
 }
 
 static GstFlowReturn

@@ -317,7 +317,8 @@ gst_onellm_model_post_error (GstElement *element, const char *what, const GError
         break;
     }
   }
-  gst_element_message_full (element, GST_MESSAGE_ERROR, domain, code, g_strdup_printf ("%s: %s", what,
-                            error->message), g_strdup_printf ("%s error %d", g_quark_to_string (error->domain),
-                            error->code), __FILE__, GST_FUNCTION, __LINE__);
+  gst_element_message_full (element, GST_MESSAGE_ERROR, domain, code,
+                            g_strdup_printf ("%s: %s", what, error->message),
+                            g_strdup_printf ("%s error %d", g_quark_to_string (error->domain), error->code),
+                            __FILE__, GST_FUNCTION, __LINE__);
 }

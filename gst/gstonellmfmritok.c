@@ -41,8 +41,8 @@ gst_onellm_fmri_tok_set_caps (GstOnellmTokenizer *tok, GstPad *pad, GstCaps *cap
     return TRUE;
   guint want = gst_onellm_tokenizer_get_modality_info (tok)->input_shape[1];
   if (!gst_structure_get_int (s, "voxels", &self->voxels) || (guint) self->voxels != want) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("fMRI vectors of %d voxels, the model takes %u", self->voxels, want),
-                       (NULL));
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+                       ("fMRI vectors of %d voxels, the model takes %u", self->voxels, want), (NULL));
     return FALSE;
   }
   return TRUE;
@@ -56,8 +56,8 @@ tokenize (GstOnellmFmriTok *self, const float *data, gint64 n_reps, gint64 n_vox
   g_autoptr (GError) error = NULL;
   if (self->input == NULL)
     self->input = g_new (float, gst_onellm_tokenizer_input_size (tok));
-  if (!ol_preprocess_fmri (data, n_reps, n_voxels, gst_onellm_tokenizer_get_modality_info (tok)->input_shape[1],
-                           self->input, &error))
+  if (!ol_preprocess_fmri (data, n_reps, n_voxels,
+                           gst_onellm_tokenizer_get_modality_info (tok)->input_shape[1], self->input, &error))
     return gst_onellm_tokenizer_input_error (tok, error);
   return gst_onellm_tokenizer_push_window (tok, self->input, pts, duration);
 }
@@ -76,8 +76,11 @@ gst_onellm_fmri_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuff
   if (self->voxels > 0) {
     gsize row = (gsize) self->voxels * sizeof (float);
     if (map.size == 0 || map.size % row != 0) {
-      GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("An fMRI buffer of %" G_GSIZE_FORMAT " bytes is not a whole number "
-                         "of %d-voxel float32 vectors", map.size, self->voxels), (NULL));
+      GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+                         ("An fMRI buffer of %" G_GSIZE_FORMAT " bytes is not a whole number "
+                          "of %d-voxel float32 vectors",
+                          map.size, self->voxels),
+                         (NULL));
       ret = GST_FLOW_ERROR;
     } else {
       float *data = g_memdup2 (map.data, map.size);

@@ -23,10 +23,13 @@ GST_ELEMENT_REGISTER_DEFINE (onellmimutok, "onellmimutok", GST_RANK_NONE, GST_TY
 
 /* Interleaved float32 frames of accelerometer xyz then gyroscope xyz, in physical units; audio caps
  * serve as a carrier for sources that only speak audio. */
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS ("application/x-onellm-imu, channels = (int) 6, rate = (int) [ 1, MAX ]; "
-                     "audio/x-raw, format = (string) F32LE, layout = (string) interleaved, channels = (int) 6, "
-                     "rate = (int) [ 1, MAX ]"));
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+                             GST_STATIC_CAPS (
+                                 "application/x-onellm-imu, channels = (int) 6, rate = (int) [ 1, MAX ]; "
+                                 "audio/x-raw, format = (string) F32LE, layout = (string) interleaved, "
+                                 "channels = (int) 6, "
+                                 "rate = (int) [ 1, MAX ]"));
 
 static gboolean
 gst_onellm_imu_tok_set_caps (GstOnellmTokenizer *tok, GstPad *pad, GstCaps *caps)
@@ -45,8 +48,8 @@ window (GstOnellmImuTok *self)
 {
   GstOnellmTokenizer *tok = GST_ONELLM_TOKENIZER (self);
   const OlModalityInfo *mi = gst_onellm_tokenizer_get_modality_info (tok);
-  return MIN (gst_onellm_tokenizer_get_window (tok), gst_util_uint64_scale_int (mi->input_shape[1], GST_SECOND,
-                                                                                  OL_IMU_RATE));
+  return MIN (gst_onellm_tokenizer_get_window (tok),
+              gst_util_uint64_scale_int (mi->input_shape[1], GST_SECOND, OL_IMU_RATE));
 }
 
 static GstFlowReturn
@@ -63,8 +66,8 @@ emit (GstOnellmImuTok *self, guint64 n)
   for (guint64 i = 0; i < n; i++)
     for (int c = 0; c < OL_IMU_CHANNELS; c++)
       self->signal[c * n + i] = frames[i * OL_IMU_CHANNELS + c];
-  if (!ol_preprocess_imu (self->signal, OL_IMU_CHANNELS, (gint64) n, self->samples.rate, (int) mi->input_shape[1],
-                          self->input, &error))
+  if (!ol_preprocess_imu (self->signal, OL_IMU_CHANNELS, (gint64) n, self->samples.rate,
+                          (int) mi->input_shape[1], self->input, &error))
     return gst_onellm_tokenizer_input_error (tok, error);
   return gst_onellm_tokenizer_push_window (tok, self->input, self->samples.start,
                                            gst_util_uint64_scale_round (n, GST_SECOND, self->samples.rate));
@@ -137,10 +140,13 @@ gst_onellm_imu_tok_class_init (GstOnellmImuTokClass *klass)
   tok_class->drain = gst_onellm_imu_tok_drain;
   tok_class->reset = gst_onellm_imu_tok_reset;
   /* the model takes 400 samples at 200 Hz: 2 s; longer windows are cut to them */
-  gst_onellm_tokenizer_class_install_window_properties (tok_class, 2 * GST_SECOND, 2 * GST_SECOND, 2 * GST_SECOND);
+  gst_onellm_tokenizer_class_install_window_properties (tok_class, 2 * GST_SECOND, 2 * GST_SECOND,
+                                                        2 * GST_SECOND);
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class, "OneLLM IMU tokenizer", "Filter/Sensor",
-      "Turns 2-second windows of 6-axis IMU samples (accelerometer, gyroscope; any rate, resampled to 200 Hz) "
-      "into OneLLM IMU tokens for onellmencoder", "gst-onellm");
+                                         "Turns 2-second windows of 6-axis IMU samples (accelerometer, "
+                                         "gyroscope; any rate, resampled to 200 Hz) "
+                                         "into OneLLM IMU tokens for onellmencoder",
+                                         "gst-onellm");
   GST_DEBUG_CATEGORY_INIT (gst_onellm_imu_tok_debug, "onellmimutok", 0, "OneLLM IMU tokenizer");
 }

@@ -26,7 +26,8 @@ typedef struct {
 G_DEFINE_ABSTRACT_TYPE_WITH_CODE (GstOnellmMapTok, gst_onellm_map_tok, GST_TYPE_ONELLM_TOKENIZER,
     G_ADD_PRIVATE (GstOnellmMapTok))
 
-#define PRIV(self) ((GstOnellmMapTokPrivate *) gst_onellm_map_tok_get_instance_private (GST_ONELLM_MAP_TOK (self)))
+#define PRIV(self)                                                                                           \
+  ((GstOnellmMapTokPrivate *)gst_onellm_map_tok_get_instance_private (GST_ONELLM_MAP_TOK (self)))
 
 static void
 clear_rgb (GstOnellmMapTokPrivate *priv)
@@ -123,8 +124,9 @@ take_rgb (GstOnellmMapTok *self, GstClockTime pts, gboolean wait, GstBuffer **rg
       ret = GST_FLOW_FLUSHING;
       break;
     }
-    if (priv->rgb_next && (pts == GST_CLOCK_TIME_NONE || GST_BUFFER_PTS (priv->rgb_next) == GST_CLOCK_TIME_NONE ||
-                           GST_BUFFER_PTS (priv->rgb_next) <= pts)) {
+    if (priv->rgb_next &&
+        (pts == GST_CLOCK_TIME_NONE || GST_BUFFER_PTS (priv->rgb_next) == GST_CLOCK_TIME_NONE ||
+         GST_BUFFER_PTS (priv->rgb_next) <= pts)) {
       gst_buffer_replace (&priv->rgb_current, NULL);
       priv->rgb_current = priv->rgb_next;
       priv->rgb_next = NULL;
@@ -176,15 +178,16 @@ gst_onellm_map_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuffe
     GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Could not map an RGB frame"), (NULL));
     return GST_FLOW_ERROR;
   }
-  GST_LOG_OBJECT (self, "map at %" GST_TIME_FORMAT " with %s", GST_TIME_ARGS (pts), rgb ? "its photo" : "no photo");
+  GST_LOG_OBJECT (self, "map at %" GST_TIME_FORMAT " with %s", GST_TIME_ARGS (pts),
+                  rgb ? "its photo" : "no photo");
   if (priv->input == NULL)
     priv->input = g_new (float, gst_onellm_tokenizer_input_size (tok));
   gst_onellm_video_frame_to_image (&map_frame, priv->map_scratch, &map_image);
   if (rgb)
     gst_onellm_video_frame_to_image (&rgb_frame, priv->rgb_scratch, &rgb_image);
   gboolean ok = ol_preprocess_image_pair (rgb ? &rgb_image : NULL, &map_image,
-                                          (int) gst_onellm_tokenizer_get_model_info (tok)->image_size, priv->input,
-                                          &error);
+                                          (int) gst_onellm_tokenizer_get_model_info (tok)->image_size,
+                                          priv->input, &error);
   gst_video_frame_unmap (&map_frame);
   if (rgb) {
     gst_video_frame_unmap (&rgb_frame);
@@ -221,7 +224,8 @@ static GstStateChangeReturn
 gst_onellm_map_tok_change_state (GstElement *element, GstStateChange transition)
 {
   GstOnellmMapTokPrivate *priv = PRIV (element);
-  GstStateChangeReturn ret = GST_ELEMENT_CLASS (gst_onellm_map_tok_parent_class)->change_state (element, transition);
+  GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS (gst_onellm_map_tok_parent_class)->change_state (element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     g_mutex_lock (&priv->lock);
     clear_rgb (priv);
@@ -264,10 +268,10 @@ gst_onellm_map_tok_constructed (GObject *object)
   GstOnellmTokenizer *self = GST_ONELLM_TOKENIZER (object);
   GstElementClass *klass = GST_ELEMENT_GET_CLASS (self);
   G_OBJECT_CLASS (gst_onellm_map_tok_parent_class)->constructed (object);
-  priv->map_pad = gst_onellm_tokenizer_add_sink_pad (self,
-                                                     gst_element_class_get_pad_template (klass, "map"), "map");
-  priv->rgb_pad = gst_onellm_tokenizer_add_sink_pad (self,
-                                                     gst_element_class_get_pad_template (klass, "rgb"), "rgb");
+  priv->map_pad =
+      gst_onellm_tokenizer_add_sink_pad (self, gst_element_class_get_pad_template (klass, "map"), "map");
+  priv->rgb_pad =
+      gst_onellm_tokenizer_add_sink_pad (self, gst_element_class_get_pad_template (klass, "rgb"), "rgb");
   gst_pad_set_chain_function (priv->rgb_pad, rgb_chain);
   gst_pad_set_event_function (priv->rgb_pad, rgb_event);
 }
@@ -292,14 +296,17 @@ gst_onellm_map_tok_class_setup (GstOnellmMapTokClass *klass, OlModality modality
 {
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstOnellmTokenizerClass *tok_class = GST_ONELLM_TOKENIZER_CLASS (klass);
-  g_autofree char *map_caps = g_strdup_printf ("video/x-raw, format = (string) %s, width = (int) [ 1, 32768 ], "
-                                               "height = (int) [ 1, 32768 ], framerate = (fraction) [ 0, MAX ]",
-                                               map_formats);
+  g_autofree char *map_caps =
+      g_strdup_printf ("video/x-raw, format = (string) %s, width = (int) [ 1, 32768 ], "
+                       "height = (int) [ 1, 32768 ], framerate = (fraction) [ 0, MAX ]",
+                       map_formats);
   GstCaps *caps = gst_caps_from_string (map_caps);
-  gst_element_class_add_pad_template (element_class, gst_pad_template_new ("map", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
+  gst_element_class_add_pad_template (element_class,
+                                      gst_pad_template_new ("map", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_caps_unref (caps);
   caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE (GST_ONELLM_VIDEO_FORMATS));
-  gst_element_class_add_pad_template (element_class, gst_pad_template_new ("rgb", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
+  gst_element_class_add_pad_template (element_class,
+                                      gst_pad_template_new ("rgb", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_caps_unref (caps);
   gst_onellm_tokenizer_class_set_modality (tok_class, modality);
   klass->debug = debug;

@@ -15,7 +15,8 @@ struct _GstOnellmMapTokClass {
 
 /* Sets a subclass's pad templates ("map" with its formats, "rgb"), metadata (static strings) and
  * properties. */
-void gst_onellm_map_tok_class_setup (GstOnellmMapTokClass *klass, OlModality modality, const char *map_formats,
-                                     GstDebugCategory *debug, const char *longname, const char *description);
+void gst_onellm_map_tok_class_setup (GstOnellmMapTokClass *klass, OlModality modality,
+                                     const char *map_formats, GstDebugCategory *debug, const char *longname,
+                                     const char *description);
 
 G_END_DECLS

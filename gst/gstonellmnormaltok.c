@@ -27,7 +27,9 @@ static void
 gst_onellm_normal_tok_class_init (GstOnellmNormalTokClass *klass)
 {
   GST_DEBUG_CATEGORY_INIT (gst_onellm_normal_tok_debug, "onellmnormaltok", 0, "OneLLM normal tokenizer");
-  gst_onellm_map_tok_class_setup (GST_ONELLM_MAP_TOK_CLASS (klass), OL_MODALITY_NORMAL, GST_ONELLM_VIDEO_FORMATS,
-      gst_onellm_normal_tok_debug, "OneLLM normal tokenizer", "Turns surface normal maps (xyz as RGB), with their RGB photos on the optional "
+  gst_onellm_map_tok_class_setup (
+      GST_ONELLM_MAP_TOK_CLASS (klass), OL_MODALITY_NORMAL, GST_ONELLM_VIDEO_FORMATS,
+      gst_onellm_normal_tok_debug, "OneLLM normal tokenizer",
+      "Turns surface normal maps (xyz as RGB), with their RGB photos on the optional "
       "rgb pad, into OneLLM normal tokens for onellmencoder, one map per interval");
 }

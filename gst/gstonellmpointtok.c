@@ -1,4 +1,4 @@
-/* onellmpointtok: point clouds (raw N×6 float32 buffers, or whole .npy/.ply files) → OneLLM point tokens. */
+/* onellmpointtok: point clouds (N×6 float32 buffers, or whole .npy/.ply files) → OneLLM point tokens. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -79,7 +79,8 @@ ply_read (const guint8 *p, PlyType type)
   }
 }
 
-#define PLY_ERROR(...) (g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "point: PLY: " __VA_ARGS__), NULL)
+#define PLY_ERROR(...)                                                                                       \
+  (g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "point: PLY: " __VA_ARGS__), NULL)
 
 /* A PLY file's vertices as [n, 6] xyz rgb floats: ascii or binary_little_endian, the vertex element first,
  * with x, y, z and red, green, blue (integer colours scaled to [0, 1] by their type's maximum). */
@@ -139,8 +140,8 @@ parse_ply (const guint8 *data, gsize size, gint64 *n_points, GError **error)
       return PLY_ERROR ("the vertices have no '%s' property (x y z red green blue needed)", wanted[c]);
   gsize left = size - (gsize) (body - data);
   if (!ascii && (gsize) n > left / MAX (offset, 1))
-    return PLY_ERROR ("%" G_GINT64_FORMAT " vertices of %d bytes do not fit in %" G_GSIZE_FORMAT " bytes", n, offset,
-                      left);
+    return PLY_ERROR ("%" G_GINT64_FORMAT " vertices of %d bytes do not fit in %" G_GSIZE_FORMAT " bytes", n,
+                      offset, left);
   if (ascii && (gsize) n > left / 2)
     return PLY_ERROR ("%" G_GINT64_FORMAT " vertices do not fit in %" G_GSIZE_FORMAT " bytes", n, left);
   float *points = g_new (float, MAX (n, 1) * 6);
@@ -178,7 +179,8 @@ parse_file (const guint8 *data, gsize size, gint64 *n_points, GError **error)
     float *points = ol_npy_parse (data, size, &n_dims, shape, error);
     if (points && (n_dims != 2 || shape[1] != 6)) {
       g_free (points);
-      g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT, "point: the .npy array must be [N, 6] (xyz rgb)");
+      g_set_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT,
+                   "point: the .npy array must be [N, 6] (xyz rgb)");
       return NULL;
     }
     if (points)
@@ -225,8 +227,9 @@ gst_onellm_point_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuf
   }
   if (self->raw) {
     if (map.size % (6 * sizeof (float)) != 0) {
-      GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("A point buffer of %" G_GSIZE_FORMAT " bytes is not N×6 float32",
-                         map.size), (NULL));
+      GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+                         ("A point buffer of %" G_GSIZE_FORMAT " bytes is not N×6 float32", map.size),
+                         (NULL));
       ret = GST_FLOW_ERROR;
     } else {
       float *points = g_memdup2 (map.data, map.size);
@@ -256,7 +259,8 @@ gst_onellm_point_tok_drain (GstOnellmTokenizer *tok)
   g_byte_array_set_size (self->file, 0);
   if (points == NULL)
     return gst_onellm_tokenizer_input_error (tok, error);
-  return tokenize (self, points, n, self->file_pts != GST_CLOCK_TIME_NONE ? self->file_pts : 0, GST_CLOCK_TIME_NONE);
+  return tokenize (self, points, n, self->file_pts != GST_CLOCK_TIME_NONE ? self->file_pts : 0,
+                   GST_CLOCK_TIME_NONE);
 }
 
 static void
@@ -296,7 +300,9 @@ gst_onellm_point_tok_class_init (GstOnellmPointTokClass *klass)
   tok_class->reset = gst_onellm_point_tok_reset;
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class, "OneLLM point cloud tokenizer", "Filter/Converter",
-      "Turns point clouds (N×6 float32 xyz rgb buffers, or a whole .npy [N, 6] or .ply file, e.g. from filesrc) "
-      "into OneLLM point tokens for onellmencoder", "gst-onellm");
+                                         "Turns point clouds (N×6 float32 xyz rgb buffers, or a whole .npy "
+                                         "[N, 6] or .ply file, e.g. from filesrc) "
+                                         "into OneLLM point tokens for onellmencoder",
+                                         "gst-onellm");
   GST_DEBUG_CATEGORY_INIT (gst_onellm_point_tok_debug, "onellmpointtok", 0, "OneLLM point cloud tokenizer");
 }

@@ -91,25 +91,34 @@ gst_onellm_tokenizer_class_set_modality (GstOnellmTokenizerClass *klass, OlModal
 }
 
 void
-gst_onellm_tokenizer_class_install_window_properties (GstOnellmTokenizerClass *klass, GstClockTime default_window,
-                                                      GstClockTime max_window, GstClockTime default_interval)
+gst_onellm_tokenizer_class_install_window_properties (GstOnellmTokenizerClass *klass,
+                                                      GstClockTime default_window, GstClockTime max_window,
+                                                      GstClockTime default_interval)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   /* GObject does not inherit these: the properties of a class go to its own */
   gobject_class->set_property = gst_onellm_tokenizer_set_property;
   gobject_class->get_property = gst_onellm_tokenizer_get_property;
   if (default_window != GST_CLOCK_TIME_NONE)
-    g_object_class_install_property (gobject_class, PROP_WINDOW,
-        g_param_spec_uint64 ("window", "Window", "Length of the stretch of input one output describes, in "
-                             "nanoseconds", GST_MSECOND, max_window == GST_CLOCK_TIME_NONE ? G_MAXUINT64 : max_window,
-                             default_window, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
-  g_object_class_install_property (gobject_class, PROP_INTERVAL,
-      g_param_spec_uint64 ("interval", "Interval", default_window != GST_CLOCK_TIME_NONE ?
-                           "Time from the start of one window to the start of the next, in nanoseconds "
-                           "(less than window: overlapping windows; more: input between them is skipped)" :
-                           "Time from one tokenized frame to the next, in nanoseconds (0: every frame)",
+    g_object_class_install_property (
+        gobject_class, PROP_WINDOW,
+        g_param_spec_uint64 ("window", "Window",
+                             "Length of the stretch of input one output describes, in "
+                             "nanoseconds",
+                             GST_MSECOND, max_window == GST_CLOCK_TIME_NONE ? G_MAXUINT64 : max_window,
+                             default_window,
+                             G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (
+      gobject_class, PROP_INTERVAL,
+      g_param_spec_uint64 ("interval", "Interval",
+                           default_window != GST_CLOCK_TIME_NONE
+                               ? "Time from the start of one window to the start of the next, in nanoseconds "
+                                 "(less than window: overlapping windows; more: input between them is "
+                                 "skipped)"
+                               : "Time from one tokenized frame to the next, in nanoseconds (0: every frame)",
                            default_window != GST_CLOCK_TIME_NONE ? GST_MSECOND : 0, G_MAXUINT64,
-                           default_interval, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+                           default_interval,
+                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
 }
 
 GstClockTime
@@ -390,8 +399,8 @@ start (GstOnellmTokenizer *self)
   }
   const OlModalityInfo *mi = &info->modality[klass->modality];
   GstCaps *caps = gst_caps_new_simple ("application/x-onellm-tokens", "modality", G_TYPE_STRING, name,
-                                       "frames", G_TYPE_INT, (int) mi->frames, "tokens", G_TYPE_INT, (int) mi->tokens,
-                                       "width", G_TYPE_INT, (int) info->clip_dim, NULL);
+                                       "frames", G_TYPE_INT, (int) mi->frames, "tokens", G_TYPE_INT,
+                                       (int) mi->tokens, "width", G_TYPE_INT, (int) info->clip_dim, NULL);
   GST_OBJECT_LOCK (self);
   gst_caps_replace (&priv->src_caps, caps);
   GST_OBJECT_UNLOCK (self);
@@ -486,8 +495,9 @@ gst_onellm_tokenizer_constructed (GObject *object)
     priv->window = G_PARAM_SPEC_UINT64 (window)->default_value;
   if (interval)
     priv->interval = G_PARAM_SPEC_UINT64 (interval)->default_value;
-  priv->srcpad = gst_pad_new_from_template (gst_element_class_get_pad_template (GST_ELEMENT_GET_CLASS (self), "src"),
-                                            "src");
+  priv->srcpad =
+      gst_pad_new_from_template (gst_element_class_get_pad_template (GST_ELEMENT_GET_CLASS (self), "src"),
+                                 "src");
   gst_pad_set_query_function (priv->srcpad, src_query);
   gst_pad_use_fixed_caps (priv->srcpad);
   gst_element_add_pad (GST_ELEMENT (self), priv->srcpad);
@@ -508,9 +518,12 @@ gst_onellm_tokenizer_class_init (GstOnellmTokenizerClass *klass)
   element_class->change_state = gst_onellm_tokenizer_change_state;
   element_class->set_context = gst_onellm_tokenizer_set_context;
 
-  g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model", "OneLLM model file (GGUF); unset: $ONELLM_MODEL, else the "
-                           "default model of the installation. Elements with the same file share one loaded copy",
+  g_object_class_install_property (
+      gobject_class, PROP_MODEL,
+      g_param_spec_string ("model", "Model",
+                           "OneLLM model file (GGUF); unset: $ONELLM_MODEL, else the "
+                           "default model of the installation. Elements with the same file share one loaded "
+                           "copy",
                            NULL, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   gst_type_mark_as_plugin_api (GST_TYPE_ONELLM_TOKENIZER, 0);
 }
@@ -565,7 +578,8 @@ gst_onellm_samples_push (GstOnellmSamples *s, GstBuffer *buffer)
   if (s->start != GST_CLOCK_TIME_NONE && pts != GST_CLOCK_TIME_NONE) {
     GstClockTime expected = s->n_frames ? s->start + frames_to_time (s, s->n_frames)
                                         : s->start - frames_to_time (s, s->skip);
-    if (GST_CLOCK_DIFF (expected, pts) > 40 * GST_MSECOND || GST_CLOCK_DIFF (pts, expected) > 40 * GST_MSECOND) {
+    if (GST_CLOCK_DIFF (expected, pts) > 40 * GST_MSECOND ||
+        GST_CLOCK_DIFF (pts, expected) > 40 * GST_MSECOND) {
       GST_DEBUG ("timestamp gap: expected %" GST_TIME_FORMAT ", got %" GST_TIME_FORMAT ": window restarts",
                  GST_TIME_ARGS (expected), GST_TIME_ARGS (pts));
       gst_onellm_samples_clear (s);

@@ -62,8 +62,8 @@ gsize gst_onellm_tokenizer_input_size (GstOnellmTokenizer *self);
 
 /* Tokenizes input (the model input tensor of the class's modality) and pushes the tokens with the
  * window's timestamps. An engine error becomes an element error and GST_FLOW_ERROR. */
-GstFlowReturn gst_onellm_tokenizer_push_window (GstOnellmTokenizer *self, const float *input, GstClockTime pts,
-                                                GstClockTime duration);
+GstFlowReturn gst_onellm_tokenizer_push_window (GstOnellmTokenizer *self, const float *input,
+                                                GstClockTime pts, GstClockTime duration);
 
 /* Posts an engine error about the input as an element error (a stream format error) and returns
  * GST_FLOW_ERROR. */

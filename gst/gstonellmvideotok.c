@@ -57,7 +57,8 @@ emit (GstOnellmVideoTok *self, GstClockTime end)
   for (int i = 0; i < samples; i++) {
     GstVideoFrame frame;
     OlImage image;
-    if (!gst_video_frame_map (&frame, &self->info, g_ptr_array_index (self->frames, indices[i]), GST_MAP_READ)) {
+    if (!gst_video_frame_map (&frame, &self->info, g_ptr_array_index (self->frames, indices[i]),
+                              GST_MAP_READ)) {
       GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Could not map a video frame"), (NULL));
       return GST_FLOW_ERROR;
     }
@@ -87,7 +88,8 @@ static GstFlowReturn
 gst_onellm_video_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuffer *buffer)
 {
   GstOnellmVideoTok *self = GST_ONELLM_VIDEO_TOK (tok);
-  GstClockTime window = gst_onellm_tokenizer_get_window (tok), interval = gst_onellm_tokenizer_get_interval (tok);
+  GstClockTime window = gst_onellm_tokenizer_get_window (tok),
+               interval = gst_onellm_tokenizer_get_interval (tok);
   GstFlowReturn ret = GST_FLOW_OK;
 
   if (GST_BUFFER_PTS (buffer) == GST_CLOCK_TIME_NONE) {
@@ -96,8 +98,9 @@ gst_onellm_video_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuf
     GST_BUFFER_PTS (buffer) = self->next_pts;
   }
   GstClockTime pts = GST_BUFFER_PTS (buffer);
-  self->next_pts = pts + (self->info.fps_n > 0 ? gst_util_uint64_scale_int (GST_SECOND, self->info.fps_d,
-                                                                            self->info.fps_n) : GST_SECOND / 25);
+  self->next_pts =
+      pts + (self->info.fps_n > 0 ? gst_util_uint64_scale_int (GST_SECOND, self->info.fps_d, self->info.fps_n)
+                                  : GST_SECOND / 25);
   if (self->start == GST_CLOCK_TIME_NONE)
     self->start = pts;
   while (ret == GST_FLOW_OK && pts >= self->start + window) {
@@ -126,7 +129,8 @@ gst_onellm_video_tok_drain (GstOnellmTokenizer *tok)
   last = g_ptr_array_index (self->frames, self->frames->len - 1);
   if (self->emitted_end != GST_CLOCK_TIME_NONE && GST_BUFFER_PTS (last) < self->emitted_end)
     return GST_FLOW_OK;
-  GstClockTime end = GST_BUFFER_PTS (last) + (GST_BUFFER_DURATION_IS_VALID (last) ? GST_BUFFER_DURATION (last) : 0);
+  GstClockTime end =
+      GST_BUFFER_PTS (last) + (GST_BUFFER_DURATION_IS_VALID (last) ? GST_BUFFER_DURATION (last) : 0);
   end = MIN (end, self->start + gst_onellm_tokenizer_get_window (tok));
   return emit (self, MAX (end, self->start));
 }
@@ -170,7 +174,8 @@ gst_onellm_video_tok_class_init (GstOnellmVideoTokClass *klass)
   tok_class->handle_buffer = gst_onellm_video_tok_handle_buffer;
   tok_class->drain = gst_onellm_video_tok_drain;
   tok_class->reset = gst_onellm_video_tok_reset;
-  gst_onellm_tokenizer_class_install_window_properties (tok_class, GST_SECOND, GST_CLOCK_TIME_NONE, GST_SECOND);
+  gst_onellm_tokenizer_class_install_window_properties (tok_class, GST_SECOND, GST_CLOCK_TIME_NONE,
+                                                        GST_SECOND);
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class, "OneLLM video tokenizer", "Filter/Video",
       "Turns windows of video frames into OneLLM video tokens for onellmencoder: the model's frame count "

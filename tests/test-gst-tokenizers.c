@@ -71,9 +71,10 @@ assert_src_caps (GstHarness *h, OlModality m)
 {
   const OlModalityInfo *mi = modality_info (m);
   g_autoptr (GstCaps) caps = gst_pad_get_current_caps (h->sinkpad);
-  g_autoptr (GstCaps) want = gst_caps_new_simple ("application/x-onellm-tokens",
-      "modality", G_TYPE_STRING, ol_modality_name (m), "frames", G_TYPE_INT, (int) mi->frames,
-      "tokens", G_TYPE_INT, (int) mi->tokens, "width", G_TYPE_INT, (int) ol_model_get_info (model)->clip_dim, NULL);
+  g_autoptr (GstCaps) want =
+      gst_caps_new_simple ("application/x-onellm-tokens", "modality", G_TYPE_STRING, ol_modality_name (m),
+                           "frames", G_TYPE_INT, (int) mi->frames, "tokens", G_TYPE_INT, (int) mi->tokens,
+                           "width", G_TYPE_INT, (int) ol_model_get_info (model)->clip_dim, NULL);
   g_assert_nonnull (caps);
   g_assert_true (gst_caps_is_equal (caps, want));
 }
@@ -222,7 +223,8 @@ test_audio (void)
     for (int c = 0; c < channels; c++)
       pcm[i * channels + c] = (gint16) (8000 * sin (i * (0.01 + i * 1e-6) + c));
   for (int i = 0; i < n; i += 1000)
-    g_assert_cmpint (gst_harness_push (h, audio_buffer (pcm, i, MIN (1000, n - i), channels, rate)), ==, GST_FLOW_OK);
+    g_assert_cmpint (gst_harness_push (h, audio_buffer (pcm, i, MIN (1000, n - i), channels, rate)), ==,
+                     GST_FLOW_OK);
   /* 4.5 s: windows at 0, 1 and 2 s; at EOS the last 1.5 s from 3 s */
   g_assert_cmpuint (gst_harness_buffers_received (h), ==, 3);
   gst_harness_push_event (h, gst_event_new_eos ());
@@ -290,7 +292,8 @@ push_photos (gpointer data)
 {
   GstHarness *rgb = data;
   for (int i = 0; i < 3; i++)
-    g_assert_cmpint (gst_harness_push (rgb, rgb_frame (92, 60, i, i * GST_SECOND, GST_SECOND)), ==, GST_FLOW_OK);
+    g_assert_cmpint (gst_harness_push (rgb, rgb_frame (92, 60, i, i * GST_SECOND, GST_SECOND)), ==,
+                     GST_FLOW_OK);
   return NULL;
 }
 
@@ -360,8 +363,9 @@ static GList *
 run_file (const char *element, const char *path)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *desc = g_strdup_printf ("filesrc location=\"%s\" ! %s model=\"%s\" ! appsink name=out sync=false",
-                                           path, element, tiny_path);
+  g_autofree char *desc =
+      g_strdup_printf ("filesrc location=\"%s\" ! %s model=\"%s\" ! appsink name=out sync=false", path,
+                       element, tiny_path);
   GstElement *pipeline = gst_parse_launch (desc, &error);
   g_assert_no_error (error);
   GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "out");
@@ -418,17 +422,20 @@ test_point (void)
   /* 1500 points with 8-bit colours, written as .npy, ASCII .ply and binary .ply */
   const int n = 1500;
   g_autofree float *points = g_new (float, n * 6);
-  GString *ascii = g_string_new ("ply\nformat ascii 1.0\ncomment test\nelement vertex 1500\nproperty float x\n"
-                                 "property float y\nproperty float z\nproperty uchar red\nproperty uchar green\n"
-                                 "property uchar blue\nproperty uchar alpha\nend_header\n");
-  GString *binary = g_string_new ("ply\r\nformat binary_little_endian 1.0\r\nelement vertex 1500\r\n"
-                                  "property double x\r\nproperty float y\r\nproperty float z\r\nproperty uchar red\r\n"
-                                  "property uchar green\r\nproperty uchar blue\r\nelement face 0\r\n"
-                                  "property list uchar int vertex_indices\r\nend_header\r\n");
+  GString *ascii =
+      g_string_new ("ply\nformat ascii 1.0\ncomment test\nelement vertex 1500\nproperty float x\n"
+                    "property float y\nproperty float z\nproperty uchar red\nproperty uchar green\n"
+                    "property uchar blue\nproperty uchar alpha\nend_header\n");
+  GString *binary =
+      g_string_new ("ply\r\nformat binary_little_endian 1.0\r\nelement vertex 1500\r\n"
+                    "property double x\r\nproperty float y\r\nproperty float z\r\nproperty uchar red\r\n"
+                    "property uchar green\r\nproperty uchar blue\r\nelement face 0\r\n"
+                    "property list uchar int vertex_indices\r\nend_header\r\n");
   for (int i = 0; i < n; i++) {
     float xyz[3] = { (float) sin (i * 0.1), (float) cos (i * 0.07), (float) (i % 37) / 8 };
     guint8 rgb[3] = { (guint8) (i * 7), (guint8) (i % 5 * 60), (guint8) (i / 6) };
-    g_string_append_printf (ascii, "%.9g %.9g %.9g %u %u %u 255\n", xyz[0], xyz[1], xyz[2], rgb[0], rgb[1], rgb[2]);
+    g_string_append_printf (ascii, "%.9g %.9g %.9g %u %u %u 255\n", xyz[0], xyz[1], xyz[2], rgb[0], rgb[1],
+                            rgb[2]);
     double x = xyz[0];
     g_string_append_len (binary, (const char *) &x, 8);
     g_string_append_len (binary, (const char *) &xyz[1], 8);
@@ -471,7 +478,8 @@ test_point (void)
   assert_src_caps (h, OL_MODALITY_POINT);
   gst_buffer_unref (o);
   /* too few points for the groups: an element error, not a crash */
-  g_assert_cmpint (gst_harness_push (h, gst_buffer_new_memdup (points, 10 * 6 * sizeof (float))), ==, GST_FLOW_ERROR);
+  g_assert_cmpint (gst_harness_push (h, gst_buffer_new_memdup (points, 10 * 6 * sizeof (float))), ==,
+                   GST_FLOW_ERROR);
   gst_harness_teardown (h);
 }
 
@@ -497,13 +505,15 @@ test_fmri (void)
   GstHarness *h = harness ("onellmfmritok", NULL);
   g_autofree char *caps = g_strdup_printf ("application/x-onellm-fmri, voxels=%d", v);
   gst_harness_set_src_caps_str (h, caps);
-  g_assert_cmpint (gst_harness_push (h, gst_buffer_new_memdup (data, 2 * v * sizeof (float))), ==, GST_FLOW_OK);
+  g_assert_cmpint (gst_harness_push (h, gst_buffer_new_memdup (data, 2 * v * sizeof (float))), ==,
+                   GST_FLOW_OK);
   GstBuffer *o = gst_harness_pull (h);
   assert_tokens (o, OL_MODALITY_FMRI, input);
   assert_src_caps (h, OL_MODALITY_FMRI);
   gst_buffer_unref (o);
   /* another voxel count than the model's: the caps are refused */
-  g_autoptr (GstCaps) wrong = gst_caps_new_simple ("application/x-onellm-fmri", "voxels", G_TYPE_INT, v - 1, NULL);
+  g_autoptr (GstCaps) wrong =
+      gst_caps_new_simple ("application/x-onellm-fmri", "voxels", G_TYPE_INT, v - 1, NULL);
   gst_harness_set_src_caps (h, gst_caps_ref (wrong));
   g_assert_cmpint (gst_harness_push (h, gst_buffer_new_memdup (data, (v - 1) * sizeof (float))), ==,
                    GST_FLOW_NOT_NEGOTIATED);
@@ -541,15 +551,18 @@ test_context (void)
 {
   GstElement *a, *b, *c, *d;
   /* in one pipeline: the second element gets the first one's model through the context */
-  GstElement *p1 = pipeline_with ("videotestsrc num-buffers=1 ! videoconvert ! onellmimagetok name=a model=\"%s\" ! "
-                                  "fakesink audiotestsrc num-buffers=1 ! onellmaudiotok name=b model=\"%s\" ! fakesink",
-                                  &a, &b);
+  GstElement *p1 =
+      pipeline_with ("videotestsrc num-buffers=1 ! videoconvert ! onellmimagetok name=a model=\"%s\" ! "
+                     "fakesink audiotestsrc num-buffers=1 ! onellmaudiotok name=b model=\"%s\" ! fakesink",
+                     &a, &b);
   gpointer shared = context_model (a);
   g_assert_true (context_model (b) == shared);
   /* another pipeline: the process cache */
-  GstElement *p2 = pipeline_with ("videotestsrc num-buffers=1 ! videoconvert ! onellmvideotok name=a model=\"%s\" ! "
-                                  "fakesink videotestsrc num-buffers=1 ! videoconvert ! onellmnormaltok name=b "
-                                  "model=\"%s\" ! fakesink", &c, &d);
+  GstElement *p2 =
+      pipeline_with ("videotestsrc num-buffers=1 ! videoconvert ! onellmvideotok name=a model=\"%s\" ! "
+                     "fakesink videotestsrc num-buffers=1 ! videoconvert ! onellmnormaltok name=b "
+                     "model=\"%s\" ! fakesink",
+                     &c, &d);
   g_assert_true (context_model (c) == shared);
   g_assert_true (context_model (d) == shared);
   GstElement *elements[] = { a, b, c, d, p1, p2 };
@@ -564,16 +577,19 @@ test_context (void)
   g_unlink (other);
   g_assert_cmpint (symlink (tiny_path, other), ==, 0);
   g_autoptr (GError) error = NULL;
-  g_autofree char *desc = g_strdup_printf ("videotestsrc num-buffers=20 ! videoconvert ! onellmimagetok name=a "
-                                           "model=\"%s\" interval=0 ! fakesink audiotestsrc num-buffers=20 ! "
-                                           "onellmaudiotok name=b model=\"%s\" ! fakesink", tiny_path, other);
+  g_autofree char *desc =
+      g_strdup_printf ("videotestsrc num-buffers=20 ! videoconvert ! onellmimagetok name=a "
+                       "model=\"%s\" interval=0 ! fakesink audiotestsrc num-buffers=20 ! "
+                       "onellmaudiotok name=b model=\"%s\" ! fakesink",
+                       tiny_path, other);
   GstElement *p3 = gst_parse_launch (desc, &error);
   g_assert_no_error (error);
   a = gst_bin_get_by_name (GST_BIN (p3), "a");
   b = gst_bin_get_by_name (GST_BIN (p3), "b");
   gst_element_set_state (p3, GST_STATE_PLAYING);
   g_autoptr (GstBus) bus = gst_element_get_bus (p3);
-  g_autoptr (GstMessage) msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  g_autoptr (GstMessage) msg =
+      gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   g_assert_cmpint (GST_MESSAGE_TYPE (msg), ==, GST_MESSAGE_EOS);
   g_assert_true (context_model (a) != context_model (b));
   gst_element_set_state (p3, GST_STATE_NULL);
