@@ -63,8 +63,8 @@ emit (GstOnellmVideoTok *self, GstClockTime end)
       return GST_FLOW_ERROR;
     }
     gst_onellm_video_frame_to_image (&frame, NULL, &image);
-    gboolean ok = ol_preprocess_video_frame (&image, (int) info->image_size, crops, self->input + i * per_frame,
-                                             &error);
+    float *out = self->input + i * per_frame;
+    gboolean ok = ol_preprocess_video_frame (&image, (int) info->image_size, crops, out, &error);
     gst_video_frame_unmap (&frame);
     if (!ok)
       return gst_onellm_tokenizer_input_error (tok, error);
