@@ -195,6 +195,21 @@ test_video (void)
     gst_buffer_unref (out);
   }
   g_ptr_array_unref (frames);
+
+  /* a flush forgets the window in progress: after it, windows start at the new frames */
+  gst_harness_push_event (h, gst_event_new_flush_start ());
+  gst_harness_push_event (h, gst_event_new_flush_stop (TRUE));
+  gst_harness_set_src_caps_str (h, "video/x-raw, format=RGB, width=80, height=64, framerate=20/1");
+  GstSegment segment;
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  gst_harness_push_event (h, gst_event_new_segment (&segment));
+  for (int i = 0; i < 10; i++)
+    gst_harness_push (h, rgb_frame (80, 64, i, 7 * GST_SECOND + i * GST_SECOND / 20, GST_SECOND / 20));
+  for (int i = 0; i < 20; i++)
+    gst_harness_push (h, rgb_frame (80, 64, i, 8 * GST_SECOND + i * GST_SECOND / 20, GST_SECOND / 20));
+  GstBuffer *out = gst_harness_pull (h);
+  assert_times (out, 7 * GST_SECOND, GST_SECOND);
+  gst_buffer_unref (out);
   gst_harness_teardown (h);
 }
 
@@ -297,6 +312,16 @@ push_photos (gpointer data)
   return NULL;
 }
 
+static gpointer
+push_map (gpointer data)
+{
+  GstHarness *h = data;
+  GstBuffer *b = gst_buffer_new_allocate (NULL, 72 * 50, NULL);
+  gst_buffer_memset (b, 0, 128, 72 * 50);
+  GST_BUFFER_PTS (b) = 10 * GST_SECOND;
+  return GINT_TO_POINTER (gst_harness_push (h, b));
+}
+
 static void
 test_depth (void)
 {
@@ -354,6 +379,12 @@ test_depth (void)
   gst_buffer_unref (out);
   gst_buffer_unref (photo);
   g_thread_join (t);
+
+  /* a map waiting for its photo while the element stops: the wait ends, nothing deadlocks */
+  t = g_thread_new ("map", push_map, h);
+  g_usleep (G_USEC_PER_SEC / 10);
+  gst_element_set_state (h->element, GST_STATE_NULL);
+  g_assert_cmpint (GPOINTER_TO_INT (g_thread_join (t)), ==, GST_FLOW_FLUSHING);
   gst_harness_teardown (rgb);
   gst_harness_teardown (h);
 }
