@@ -15,7 +15,7 @@ G_DECLARE_FINAL_TYPE (GstOnellmVideoTok, gst_onellm_video_tok, GST, ONELLM_VIDEO
 /* The window [start, start + window) collects the frames whose timestamps fall in it; when a frame at or
  * past its end arrives (or EOS), T frames spread evenly over the collected ones are preprocessed (3 crops
  * each when the model's frame count allows, as the official pipeline does) and the window moves on by
- * the interval. */
+ * the interval. Frames from a buffer pool are copied, so a live source's pool never runs dry. */
 struct _GstOnellmVideoTok {
   GstOnellmTokenizer parent;
   GstVideoInfo info;
@@ -111,11 +111,18 @@ gst_onellm_video_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuf
     if (self->frames->len == 0 && pts >= self->start + window)
       self->start = pts;
   }
-  if (ret == GST_FLOW_OK && pts >= self->start)
-    g_ptr_array_add (self->frames, buffer);
-  else
+  if (ret != GST_FLOW_OK || pts < self->start) {
     gst_buffer_unref (buffer);
-  return ret;
+    return ret;
+  }
+  /* a window holds a second of frames or more: a camera's few pool buffers must go back at once */
+  if (buffer->pool) {
+    GstBuffer *copy = gst_buffer_copy_deep (buffer);
+    gst_buffer_unref (buffer);
+    buffer = copy;
+  }
+  g_ptr_array_add (self->frames, buffer);
+  return GST_FLOW_OK;
 }
 
 static GstFlowReturn
