@@ -27,10 +27,11 @@ static void
 gst_onellm_depth_tok_class_init (GstOnellmDepthTokClass *klass)
 {
   GST_DEBUG_CATEGORY_INIT (gst_onellm_depth_tok_debug, "onellmdepthtok", 0, "OneLLM depth tokenizer");
-  /* 16-bit depth (Omnidata PNGs, depth cameras) is reduced to 8 bits like videoconvert's GRAY8 */
+  /* 16-bit depth (Omnidata PNGs, depth cameras) is reduced to its high byte */
   gst_onellm_map_tok_class_setup (
       GST_ONELLM_MAP_TOK_CLASS (klass), OL_MODALITY_DEPTH,
-      "{ GRAY8, GRAY16_LE, RGB, BGR, RGBA, BGRA, ARGB, ABGR, RGBx, BGRx, xRGB, xBGR }",
+      "{ GRAY8, GRAY16_LE, RGB, BGR, RGBA, BGRA, ARGB, ABGR, RGBx, BGRx, xRGB, xBGR, I420, YV12, NV12, NV21, "
+      "YUY2, UYVY }",
       gst_onellm_depth_tok_debug, "OneLLM depth tokenizer",
       "Turns depth maps, with their RGB photos on the optional rgb pad, into OneLLM depth tokens for "
       "onellmencoder, one map per interval");

@@ -16,6 +16,7 @@ struct _GstOnellmImageTok {
   GstOnellmTokenizer parent;
   GstVideoInfo info;
   GstClockTime next;
+  GstOnellmFrameScratch scratch;
   float *input;
 };
 
@@ -54,7 +55,7 @@ gst_onellm_image_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuf
   const OlModelInfo *info = gst_onellm_tokenizer_get_model_info (tok);
   if (self->input == NULL)
     self->input = g_new (float, gst_onellm_tokenizer_input_size (tok));
-  gst_onellm_video_frame_to_image (&frame, NULL, &image);
+  gst_onellm_video_frame_to_image (&frame, &self->scratch, &image);
   gboolean ok = ol_preprocess_image (&image, (int) info->image_size, self->input, &error);
   gst_video_frame_unmap (&frame);
   gst_buffer_unref (buffer);
@@ -75,7 +76,9 @@ gst_onellm_image_tok_reset (GstOnellmTokenizer *tok)
 static void
 gst_onellm_image_tok_finalize (GObject *object)
 {
-  g_free (GST_ONELLM_IMAGE_TOK (object)->input);
+  GstOnellmImageTok *self = GST_ONELLM_IMAGE_TOK (object);
+  gst_onellm_frame_scratch_clear (&self->scratch);
+  g_free (self->input);
   G_OBJECT_CLASS (gst_onellm_image_tok_parent_class)->finalize (object);
 }
 
@@ -83,6 +86,7 @@ static void
 gst_onellm_image_tok_init (GstOnellmImageTok *self)
 {
   gst_video_info_init (&self->info);
+  gst_onellm_frame_scratch_init (&self->scratch);
   self->next = GST_CLOCK_TIME_NONE;
 }
 

@@ -19,7 +19,7 @@ typedef struct {
   GCond cond;
   GstBuffer *rgb_current, *rgb_next;
   gboolean rgb_eos, flushing;
-  GByteArray *map_scratch, *rgb_scratch;
+  GstOnellmFrameScratch map_scratch, rgb_scratch;
   float *input;
 } GstOnellmMapTokPrivate;
 
@@ -182,9 +182,9 @@ gst_onellm_map_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuffe
                   rgb ? "its photo" : "no photo");
   if (priv->input == NULL)
     priv->input = g_new (float, gst_onellm_tokenizer_input_size (tok));
-  gst_onellm_video_frame_to_image (&map_frame, priv->map_scratch, &map_image);
+  gst_onellm_video_frame_to_image (&map_frame, &priv->map_scratch, &map_image);
   if (rgb)
-    gst_onellm_video_frame_to_image (&rgb_frame, priv->rgb_scratch, &rgb_image);
+    gst_onellm_video_frame_to_image (&rgb_frame, &priv->rgb_scratch, &rgb_image);
   gboolean ok = ol_preprocess_image_pair (rgb ? &rgb_image : NULL, &map_image,
                                           (int) gst_onellm_tokenizer_get_model_info (tok)->image_size,
                                           priv->input, &error);
@@ -240,8 +240,8 @@ gst_onellm_map_tok_finalize (GObject *object)
 {
   GstOnellmMapTokPrivate *priv = PRIV (object);
   clear_rgb (priv);
-  g_byte_array_unref (priv->map_scratch);
-  g_byte_array_unref (priv->rgb_scratch);
+  gst_onellm_frame_scratch_clear (&priv->map_scratch);
+  gst_onellm_frame_scratch_clear (&priv->rgb_scratch);
   g_free (priv->input);
   g_mutex_clear (&priv->lock);
   g_cond_clear (&priv->cond);
@@ -257,8 +257,8 @@ gst_onellm_map_tok_init (GstOnellmMapTok *self)
   gst_video_info_init (&priv->map_info);
   gst_video_info_init (&priv->rgb_info);
   priv->next = GST_CLOCK_TIME_NONE;
-  priv->map_scratch = g_byte_array_new ();
-  priv->rgb_scratch = g_byte_array_new ();
+  gst_onellm_frame_scratch_init (&priv->map_scratch);
+  gst_onellm_frame_scratch_init (&priv->rgb_scratch);
 }
 
 static void

@@ -612,7 +612,23 @@ gst_onellm_samples_window_done (GstOnellmSamples *s, guint64 window_frames, guin
 }
 
 void
-gst_onellm_video_frame_to_image (const GstVideoFrame *frame, GByteArray *scratch, OlImage *image)
+gst_onellm_frame_scratch_init (GstOnellmFrameScratch *scratch)
+{
+  memset (scratch, 0, sizeof (*scratch));
+  scratch->gray = g_byte_array_new ();
+  gst_video_info_init (&scratch->in_info);
+}
+
+void
+gst_onellm_frame_scratch_clear (GstOnellmFrameScratch *scratch)
+{
+  g_clear_pointer (&scratch->gray, g_byte_array_unref);
+  g_clear_pointer (&scratch->convert, gst_video_converter_free);
+  gst_clear_buffer (&scratch->rgb);
+}
+
+void
+gst_onellm_video_frame_to_image (const GstVideoFrame *frame, GstOnellmFrameScratch *scratch, OlImage *image)
 {
   GstVideoFormat format = GST_VIDEO_FRAME_FORMAT (frame);
   int w = GST_VIDEO_FRAME_WIDTH (frame), h = GST_VIDEO_FRAME_HEIGHT (frame);
@@ -620,20 +636,42 @@ gst_onellm_video_frame_to_image (const GstVideoFrame *frame, GByteArray *scratch
   int stride = GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0);
   image->width = w;
   image->height = h;
+  image->data = data;
+  image->stride = stride;
+  if (ol_pixel_format_from_name (gst_video_format_to_string (format), &image->format))
+    return;
   if (format == GST_VIDEO_FORMAT_GRAY16_LE) {
-    g_byte_array_set_size (scratch, (guint) (w * h));
+    g_byte_array_set_size (scratch->gray, (guint) (w * h));
     for (int y = 0; y < h; y++)
       for (int x = 0; x < w; x++)
-        scratch->data[(gsize) y * w + x] = data[(gsize) y * stride + 2 * x + 1];
-    image->data = scratch->data;
+        scratch->gray->data[(gsize) y * w + x] = data[(gsize) y * stride + 2 * x + 1];
+    image->data = scratch->gray->data;
     image->stride = w;
     image->format = OL_PIXEL_GRAY8;
     return;
   }
-  image->data = data;
-  image->stride = stride;
-  if (!ol_pixel_format_from_name (gst_video_format_to_string (format), &image->format))
-    g_return_if_reached ();
+  if (scratch->convert == NULL || !gst_video_info_is_equal (&scratch->in_info, &frame->info)) {
+    g_clear_pointer (&scratch->convert, gst_video_converter_free);
+    gst_clear_buffer (&scratch->rgb);
+    scratch->in_info = frame->info;
+    /* the converter changes the format only: everything else as the input */
+    gst_video_info_set_interlaced_format (&scratch->rgb_info, GST_VIDEO_FORMAT_RGB,
+                                          GST_VIDEO_INFO_INTERLACE_MODE (&frame->info), w, h);
+    GST_VIDEO_INFO_FPS_N (&scratch->rgb_info) = GST_VIDEO_INFO_FPS_N (&frame->info);
+    GST_VIDEO_INFO_FPS_D (&scratch->rgb_info) = GST_VIDEO_INFO_FPS_D (&frame->info);
+    GST_VIDEO_INFO_PAR_N (&scratch->rgb_info) = GST_VIDEO_INFO_PAR_N (&frame->info);
+    GST_VIDEO_INFO_PAR_D (&scratch->rgb_info) = GST_VIDEO_INFO_PAR_D (&frame->info);
+    scratch->convert = gst_video_converter_new (&scratch->in_info, &scratch->rgb_info, NULL);
+    scratch->rgb = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&scratch->rgb_info), NULL);
+  }
+  GstVideoFrame rgb;
+  gst_video_frame_map (&rgb, &scratch->rgb_info, scratch->rgb, GST_MAP_WRITE);
+  gst_video_converter_frame (scratch->convert, frame, &rgb);
+  /* system memory: the bytes stay where they are after unmapping */
+  image->data = GST_VIDEO_FRAME_PLANE_DATA (&rgb, 0);
+  image->stride = GST_VIDEO_FRAME_PLANE_STRIDE (&rgb, 0);
+  image->format = OL_PIXEL_RGB;
+  gst_video_frame_unmap (&rgb);
 }
 
 gboolean

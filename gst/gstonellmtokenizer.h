@@ -69,12 +69,27 @@ GstFlowReturn gst_onellm_tokenizer_push_window (GstOnellmTokenizer *self, const 
  * GST_FLOW_ERROR. */
 GstFlowReturn gst_onellm_tokenizer_input_error (GstOnellmTokenizer *self, const GError *error);
 
-/* Packed layouts the engine reads (engine/preprocess.h); videoconvert in front converts anything else. */
-#define GST_ONELLM_VIDEO_FORMATS "{ RGB, BGR, RGBA, BGRA, ARGB, ABGR, RGBx, BGRx, xRGB, xBGR, GRAY8 }"
+/* Video formats the tokenizers take: the packed layouts the engine reads (engine/preprocess.h) as they are,
+ * and the common YUV layouts of cameras and decoders, converted to RGB with GstVideoConverter (what
+ * videoconvert would do) only for the frames that are tokenized. */
+#define GST_ONELLM_VIDEO_FORMATS "{ RGB, BGR, RGBA, BGRA, ARGB, ABGR, RGBx, BGRx, xRGB, xBGR, GRAY8, I420, YV12, " \
+  "NV12, NV21, YUY2, UYVY }"
 
-/* The frame's first plane as an engine image (a format of GST_ONELLM_VIDEO_FORMATS, or GRAY16_LE, which is
- * reduced to its high byte in *scratch, as videoconvert makes GRAY8 of it). */
-void gst_onellm_video_frame_to_image (const GstVideoFrame *frame, GByteArray *scratch, OlImage *image);
+/* What gst_onellm_video_frame_to_image needs to convert frames; one per stream. */
+typedef struct {
+  GByteArray *gray;             /* GRAY16_LE reduced to 8 bits */
+  GstVideoConverter *convert;   /* YUV to RGB for frames of in_info */
+  GstVideoInfo in_info, rgb_info;
+  GstBuffer *rgb;
+} GstOnellmFrameScratch;
+
+void gst_onellm_frame_scratch_init (GstOnellmFrameScratch *scratch);
+void gst_onellm_frame_scratch_clear (GstOnellmFrameScratch *scratch);
+
+/* The frame as an engine image, valid until the next call with the same scratch: packed layouts as they are,
+ * GRAY16_LE reduced to its high byte, YUV converted to RGB. */
+void gst_onellm_video_frame_to_image (const GstVideoFrame *frame, GstOnellmFrameScratch *scratch,
+                                      OlImage *image);
 
 /* One frame per interval: whether the frame at pts goes out, given the time *next the next one is due
  * (GST_CLOCK_TIME_NONE: the first frame), which moves on; *duration: what the output covers (the interval,

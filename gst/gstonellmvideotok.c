@@ -23,6 +23,7 @@ struct _GstOnellmVideoTok {
   GstClockTime start;         /* of the current window; GST_CLOCK_TIME_NONE before the first frame */
   GstClockTime emitted_end;   /* end of the last window that went out */
   GstClockTime next_pts;      /* for frames without timestamps */
+  GstOnellmFrameScratch scratch;
   float *input;
 };
 
@@ -62,7 +63,7 @@ emit (GstOnellmVideoTok *self, GstClockTime end)
       GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Could not map a video frame"), (NULL));
       return GST_FLOW_ERROR;
     }
-    gst_onellm_video_frame_to_image (&frame, NULL, &image);
+    gst_onellm_video_frame_to_image (&frame, &self->scratch, &image);
     float *out = self->input + i * per_frame;
     gboolean ok = ol_preprocess_video_frame (&image, (int) info->image_size, crops, out, &error);
     gst_video_frame_unmap (&frame);
@@ -157,6 +158,7 @@ gst_onellm_video_tok_finalize (GObject *object)
 {
   GstOnellmVideoTok *self = GST_ONELLM_VIDEO_TOK (object);
   g_ptr_array_unref (self->frames);
+  gst_onellm_frame_scratch_clear (&self->scratch);
   g_free (self->input);
   G_OBJECT_CLASS (gst_onellm_video_tok_parent_class)->finalize (object);
 }
@@ -165,6 +167,7 @@ static void
 gst_onellm_video_tok_init (GstOnellmVideoTok *self)
 {
   gst_video_info_init (&self->info);
+  gst_onellm_frame_scratch_init (&self->scratch);
   self->frames = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
   self->start = self->emitted_end = GST_CLOCK_TIME_NONE;
 }

@@ -123,7 +123,8 @@ test_image (void)
   GstHarness *h = harness ("onellmimagetok", "interval=1000000000");
   g_assert_true (accepts (h, "video/x-raw, format=RGB, width=64, height=48, framerate=10/1"));
   g_assert_true (accepts (h, "video/x-raw, format=GRAY8, width=64, height=48, framerate=10/1"));
-  g_assert_false (accepts (h, "video/x-raw, format=I420, width=64, height=48, framerate=10/1"));
+  g_assert_true (accepts (h, "video/x-raw, format=I420, width=64, height=48, framerate=10/1"));
+  g_assert_false (accepts (h, "video/x-raw, format=v210, width=64, height=48, framerate=10/1"));
   g_assert_false (accepts (h, "audio/x-raw, format=S16LE, rate=16000, channels=1"));
   gst_harness_set_src_caps_str (h, "video/x-raw, format=RGB, width=100, height=60, framerate=10/1");
 
@@ -153,12 +154,43 @@ test_image (void)
   gst_harness_teardown (h);
 }
 
+/* YUV input is converted as videoconvert converts it, and only for the frames that are tokenized. */
+static void
+test_image_yuv (void)
+{
+  const char *caps = "video/x-raw, format=I420, width=96, height=60, framerate=10/1";
+  GstBuffer *yuv = gst_buffer_new_allocate (NULL, 96 * 60 * 3 / 2, NULL);
+  GstMapInfo map;
+  gst_buffer_map (yuv, &map, GST_MAP_WRITE);
+  for (gsize i = 0; i < map.size; i++)
+    map.data[i] = (guint8) (i < 96 * 60 ? 16 + (i * 7 + i / 96 * 3) % 220 : 64 + (i * 13) % 128);
+  gst_buffer_unmap (yuv, &map);
+  GST_BUFFER_PTS (yuv) = 0;
+
+  GstHarness *convert = gst_harness_new ("videoconvert");
+  gst_harness_set_caps_str (convert, caps, "video/x-raw, format=RGB, width=96, height=60, framerate=10/1");
+  GstBuffer *rgb = gst_harness_push_and_pull (convert, gst_buffer_ref (yuv));
+  g_autofree float *input = g_new (float, input_size (OL_MODALITY_IMAGE));
+  OlImage image = image_of (rgb, &map, 96, 60, OL_PIXEL_RGB, 3);
+  g_assert_true (ol_preprocess_image (&image, 224, input, NULL));
+  gst_buffer_unmap (rgb, &map);
+  gst_buffer_unref (rgb);
+  gst_harness_teardown (convert);
+
+  GstHarness *h = harness ("onellmimagetok", NULL);
+  gst_harness_set_src_caps_str (h, caps);
+  GstBuffer *out = gst_harness_push_and_pull (h, yuv);
+  assert_tokens (out, OL_MODALITY_IMAGE, input);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
 static void
 test_video (void)
 {
   GstHarness *h = harness ("onellmvideotok", "window=1000000000 interval=500000000");
   g_assert_true (accepts (h, "video/x-raw, format=BGRx, width=64, height=48, framerate=30/1"));
-  g_assert_false (accepts (h, "video/x-raw, format=NV12, width=64, height=48, framerate=30/1"));
+  g_assert_false (accepts (h, "video/x-raw, format=GBR, width=64, height=48, framerate=30/1"));
   gst_harness_set_src_caps_str (h, "video/x-raw, format=RGB, width=80, height=64, framerate=20/1");
 
   GPtrArray *frames = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
@@ -331,7 +363,7 @@ test_depth (void)
   GstHarness *h = gst_harness_new_with_element (e, "map", "src");
   gst_object_unref (e);
   g_assert_true (accepts (h, "video/x-raw, format=GRAY16_LE, width=64, height=48, framerate=1/1"));
-  g_assert_false (accepts (h, "video/x-raw, format=I420, width=64, height=48, framerate=1/1"));
+  g_assert_false (accepts (h, "video/x-raw, format=v210, width=64, height=48, framerate=1/1"));
   gst_harness_set_src_caps_str (h, "video/x-raw, format=GRAY16_LE, width=72, height=50, framerate=1/1");
   GstBuffer *map16 = gst_buffer_new_allocate (NULL, 72 * 50 * 2, NULL);
   guint8 map8[72 * 50];
@@ -700,6 +732,7 @@ main (int argc, char **argv)
     return 1;
   }
   g_test_add_func ("/gst/image", test_image);
+  g_test_add_func ("/gst/image-yuv", test_image_yuv);
   g_test_add_func ("/gst/video", test_video);
   g_test_add_func ("/gst/audio", test_audio);
   g_test_add_func ("/gst/imu", test_imu);
