@@ -527,24 +527,10 @@ check_encoder_tensors (const OlGguf *gguf, const OlModelInfo *in, GHashTable *se
 static gboolean
 load_tokenizer (OlModel *model, const OlGguf *gguf, GError **error)
 {
-  const char *const *pieces;
-  gsize n;
-  g_autofree float *scores = NULL;
-  g_autofree gint32 *types = NULL;
-  gsize n_scores = 0, n_types = 0;
-  if (!ol_gguf_get_string_array (gguf, "tokenizer.ggml.tokens", &pieces, &n, error) ||
-      !ol_gguf_get_f32_array (gguf, "tokenizer.ggml.scores", &scores, &n_scores, error) ||
-      !ol_gguf_get_i32_array (gguf, "tokenizer.ggml.token_type", &types, &n_types, error))
-    return FALSE;
-  if (n_scores != n || n_types != n) {
-    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "tokenizer arrays differ in length (%" G_GSIZE_FORMAT
-                 " tokens, %" G_GSIZE_FORMAT " scores, %" G_GSIZE_FORMAT " types)", n, n_scores, n_types);
-    return FALSE;
-  }
-  model->tokenizer = ol_tokenizer_new_from_vocab (pieces, scores, types, n, error);
+  model->tokenizer = ol_tokenizer_new_from_gguf (gguf, error);
   if (model->tokenizer == NULL)
     return FALSE;
-  model->info.n_vocab = n;
+  model->info.n_vocab = ol_tokenizer_n_vocab (model->tokenizer);
   return TRUE;
 }
 

@@ -196,3 +196,131 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
   }
   return TRUE;
 }
+
+/* Attention: tile sizes are specialization constants chosen per head_dim so that the shared memory
+ * fits the device; few tiles (decode) split the keys across workgroups and a combine pass merges them. */
+
+#define ATTN_WG 128
+#define ATTN_COMBINE_WG 64
+#define ATTN_MAX_HEAD_DIM 256
+#define ATTN_TARGET_GROUPS 256    /* workgroups that keep a large GPU busy */
+#define ATTN_MIN_SPLIT_KEYS 128   /* fewer keys per split cost more in the combine than they gain */
+
+typedef struct {
+  guint32 tq, tk, n_heads, n_kv_heads, group, oq, ok, ov, oo, on, flags;
+  float scale;
+  guint32 chunk, n_split, oml;
+} AttentionParams;
+
+typedef struct {
+  guint32 tq, n_heads, n_split, n_rows, opart, oml, oo;
+} AttentionCombineParams;
+
+static guint64
+attention_shared_bytes (guint64 d, guint64 br, guint64 bc)
+{
+  return 4 * (br * d + bc * d + br * bc + 3 * br) + 16 * ATTN_WG;
+}
+
+static gboolean
+disjoint (const OlTensor *a, const OlTensor *b)
+{
+  return a->buffer != b->buffer || a->offset + ol_tensor_n_bytes (a) <= b->offset ||
+         b->offset + ol_tensor_n_bytes (b) <= a->offset;
+}
+
+gboolean
+ol_op_attention (OlGraph *g, const OlTensor *out, const OlTensor *q, const OlTensor *k, const OlTensor *v,
+                 guint n_heads, guint n_kv_heads, float scale, gboolean causal, const OlTensor *n_kv)
+{
+  const char *op = "attention";
+  if (!ol_graph_ok (g) || !is_f32 (g, op, q) || !is_f32 (g, op, out))
+    return FALSE;
+  gint64 qdim = q->ne[0], tq = q->ne[1], nb = q->ne[2] * q->ne[3], tk = k->ne[1];
+  gint64 d = n_heads > 0 ? qdim / n_heads : 0;
+  if (!check (g, n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, op,
+              "n_heads must be a positive multiple of n_kv_heads; q", q) ||
+      !check (g, d * n_heads == qdim && d % 4 == 0 && d > 0 && d <= ATTN_MAX_HEAD_DIM, op,
+              "head_dim must be a multiple of 4 up to 256; q", q) ||
+      !check (g, ol_tensor_same_shape (out, q), op, "output shape differs from q: out", out) ||
+      !check (g, k->type == OL_TYPE_F32 || k->type == OL_TYPE_F16, op, "k must be f32 or f16, got", k) ||
+      !check (g, v->type == k->type && ol_tensor_same_shape (v, k), op, "v differs from k in type or shape: v", v) ||
+      !check (g, k->ne[0] == d * n_kv_heads && k->ne[2] * k->ne[3] == nb, op,
+              "k does not hold n_kv_heads·head_dim rows for every batch of q: k", k) ||
+      !check (g, n_kv == NULL || (n_kv->type == OL_TYPE_I32 && ol_tensor_n_elements (n_kv) >= 1), op,
+              "n_kv must be an i32 tensor, got", n_kv) ||
+      !check (g, disjoint (out, q) && disjoint (out, k) && disjoint (out, v), op, "out overlaps an input: out", out) ||
+      !check (g, ol_tensor_n_elements (q) <= G_MAXUINT32 / 2 && ol_tensor_n_elements (k) <= G_MAXUINT32 / 2, op,
+              "too many elements in", ol_tensor_n_elements (q) > G_MAXUINT32 / 2 ? q : k))
+    return FALSE;
+
+  guint64 group = n_heads / n_kv_heads, rows = tq * group;
+  const OlDeviceCaps *c = &ol_graph_get_device (g)->caps;
+  guint32 br = 16, bc = 32;
+  while (br > 1 && br / 2 >= rows)
+    br /= 2;
+  while (attention_shared_bytes (d, br, bc) > c->max_shared_memory && (bc > 8 || br > 1)) {
+    if (bc > 8)
+      bc /= 2;
+    else
+      br /= 2;
+  }
+  guint64 row_tiles = (rows + br - 1) / br;
+  if (!check (g, attention_shared_bytes (d, br, bc) <= c->max_shared_memory && c->max_workgroup_invocations >= ATTN_WG,
+              op, "head_dim too large for the device's shared memory: q", q) ||
+      !check (g, row_tiles <= c->max_workgroup_count[1] && n_kv_heads * nb <= c->max_workgroup_count[2], op,
+              "too many query rows or heads for the device: q", q))
+    return FALSE;
+
+  guint64 tiles = row_tiles * n_kv_heads * nb, n_split = 1;
+  if (tiles < ATTN_TARGET_GROUPS)
+    n_split = MAX (1, MIN ((ATTN_TARGET_GROUPS + tiles - 1) / tiles, (guint64) tk / ATTN_MIN_SPLIT_KEYS));
+  guint64 chunk = ((tk + n_split - 1) / n_split + bc - 1) / bc * bc;
+  n_split = (tk + chunk - 1) / chunk;
+
+  AttentionParams pc = {
+    .tq = tq, .tk = tk, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .group = group,
+    .flags = (causal ? 1u : 0u) | (n_kv ? 2u : 0u) | (n_split > 1 ? 4u : 0u),
+    .scale = scale, .chunk = chunk, .n_split = n_split,
+  };
+  guint64 n_out_rows = (guint64) nb * n_heads * tq;
+  OlBuffer *scratch = NULL;
+  OlBinding bind[5];
+  if (n_split > 1) {
+    guint64 part_bytes = n_out_rows * n_split * d * 4, ml_bytes = n_out_rows * n_split * 2 * 4;
+    if (!check (g, (part_bytes + ml_bytes) / 4 <= G_MAXUINT32, op, "too many split partials for q", q) ||
+        (scratch = ol_graph_scratch (g, part_bytes + ml_bytes)) == NULL)
+      return FALSE;
+    guint32 base;
+    if (!ol_graph_bind (g, scratch, 0, part_bytes + ml_bytes, TRUE, &bind[3], &base))
+      return FALSE;
+    pc.oo = base / 4;
+    pc.oml = (base + part_bytes) / 4;
+  } else if (!ol_graph_bind_tensor (g, out, TRUE, &bind[3], &pc.oo)) {
+    return FALSE;
+  }
+  if (!ol_graph_bind_tensor (g, q, FALSE, &bind[0], &pc.oq) || !ol_graph_bind_tensor (g, k, FALSE, &bind[1], &pc.ok) ||
+      !ol_graph_bind_tensor (g, v, FALSE, &bind[2], &pc.ov) ||
+      !ol_graph_bind_tensor (g, n_kv ? n_kv : q, FALSE, &bind[4], &pc.on))
+    return FALSE;
+  guint32 spec[4] = { d, br, bc, ATTN_WG };
+  if (!ol_graph_dispatch (g, op, k->type == OL_TYPE_F16 ? "attention_f16" : "attention_f32", spec, 4, bind, 5,
+                          &pc, sizeof (pc), n_split, row_tiles, n_kv_heads * nb))
+    return FALSE;
+  if (n_split == 1)
+    return TRUE;
+
+  AttentionCombineParams cp = {
+    .tq = tq, .n_heads = n_heads, .n_split = n_split, .n_rows = n_out_rows,
+    .opart = pc.oo, .oml = pc.oml,
+  };
+  OlBinding cbind[2] = { bind[3] };
+  cbind[0].write = FALSE;
+  if (!ol_graph_bind_tensor (g, out, TRUE, &cbind[1], &cp.oo))
+    return FALSE;
+  guint32 cspec[4] = { d, 1, 1, ATTN_COMBINE_WG };
+  guint32 gx, gy;
+  split_groups (n_out_rows, &gx, &gy);
+  return ol_graph_dispatch (g, "attention_combine", "attention_combine", cspec, 4, cbind, 2, &cp, sizeof (cp),
+                            gx, gy, 1);
+}

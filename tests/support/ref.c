@@ -123,3 +123,44 @@ ref_silu (float x)
 {
   return (float) (x / (1.0 + exp (-(double) x)));
 }
+
+void
+ref_attention (const float *q, const float *k, const float *v, float *out, gsize d, gsize n_heads,
+               gsize n_kv_heads, gsize tq, gsize tk, gsize n_valid, gsize batch, float scale, gboolean causal)
+{
+  gsize group = n_heads / n_kv_heads, qrow = n_heads * d, kvrow = n_kv_heads * d;
+  double *s = g_new (double, MAX (n_valid, 1)), *acc = g_new (double, d);
+  for (gsize b = 0; b < batch; b++) {
+    for (gsize i = 0; i < tq; i++) {
+      /* keys j < n_seen: all valid ones, or j <= n_valid - tq + i when causal */
+      gint64 n_seen = causal ? MIN ((gint64) n_valid, (gint64) n_valid - (gint64) tq + (gint64) i + 1) : (gint64) n_valid;
+      for (gsize h = 0; h < n_heads; h++) {
+        const float *qi = q + (b * tq + i) * qrow + h * d;
+        float *oi = out + (b * tq + i) * qrow + h * d;
+        gsize hk = h / group;
+        double m = -INFINITY, l = 0;
+        for (gint64 j = 0; j < n_seen; j++) {
+          const float *kj = k + (b * tk + j) * kvrow + hk * d;
+          double dot = 0;
+          for (gsize e = 0; e < d; e++)
+            dot += (double) qi[e] * kj[e];
+          s[j] = dot * scale;
+          m = MAX (m, s[j]);
+        }
+        for (gsize e = 0; e < d; e++)
+          acc[e] = 0;
+        for (gint64 j = 0; j < n_seen; j++) {
+          double p = exp (s[j] - m);
+          l += p;
+          const float *vj = v + (b * tk + j) * kvrow + hk * d;
+          for (gsize e = 0; e < d; e++)
+            acc[e] += p * vj[e];
+        }
+        for (gsize e = 0; e < d; e++)
+          oi[e] = l > 0 ? (float) (acc[e] / l) : 0.0f;
+      }
+    }
+  }
+  g_free (s);
+  g_free (acc);
+}

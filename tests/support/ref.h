@@ -29,4 +29,9 @@ float ref_gelu (float x);
 float ref_quick_gelu (float x);
 float ref_silu (float x);
 
+/* Attention as ol_op_attention: q, out [B][tq][n_heads·d], k, v [B][tk][n_kv_heads·d] (tk: cache rows,
+ * of which the first n_valid are keys), softmax in double. A row that sees no key gives zeros. */
+void ref_attention (const float *q, const float *k, const float *v, float *out, gsize d, gsize n_heads,
+                    gsize n_kv_heads, gsize tq, gsize tk, gsize n_valid, gsize batch, float scale, gboolean causal);
+
 G_END_DECLS

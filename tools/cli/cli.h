@@ -15,3 +15,5 @@ int cli_fail_error (GError *error);
 
 int cli_devices (int argc, char **argv);
 int cli_info (int argc, char **argv);
+int cli_tokenize (int argc, char **argv);
+int cli_detokenize (int argc, char **argv);

@@ -7,6 +7,8 @@
 static const CliCommand commands[] = {
   { "devices", "list Vulkan devices and describe the one the engine picks", cli_devices },
   { "info", "describe a GGUF model file: architecture, sizes, modalities, tensors", cli_info },
+  { "tokenize", "print the token ids of a text (BOS first) with a model's vocabulary", cli_tokenize },
+  { "detokenize", "print the text of token ids with a model's vocabulary", cli_detokenize },
 };
 
 int
