@@ -620,6 +620,16 @@ test_context (void)
                      &a, &b);
   gpointer shared = context_model (a);
   g_assert_true (context_model (b) == shared);
+  /* elements answer the context query (what onellmencoder asks its upstream) with their model */
+  GstQuery *query = gst_query_new_context ("onellm.model");
+  GstPad *pad = gst_element_get_static_pad (a, "src");
+  g_assert_true (gst_pad_query (pad, query));
+  GstContext *answer = NULL;
+  gst_query_parse_context (query, &answer);
+  const GstStructure *st = gst_context_get_structure (answer);
+  g_assert_true (g_value_get_boxed (gst_structure_get_value (st, "model")) == shared);
+  gst_object_unref (pad);
+  gst_query_unref (query);
   /* another pipeline: the process cache */
   GstElement *p2 =
       pipeline_with ("videotestsrc num-buffers=1 ! videoconvert ! onellmvideotok name=a model=\"%s\" ! "
