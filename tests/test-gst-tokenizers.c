@@ -729,6 +729,10 @@ test_errors (void)
   g_autofree char *image_only = image_only_model ();
   expect_start_error ("onellmpointtok", image_only, "has no point modality");
   g_unlink (image_only);
+  /* no Vulkan device (the plugin opens its device with the first model it loads) */
+  g_setenv ("ONELLM_VK_DEVICE", "no-such-device", TRUE);
+  expect_start_error ("onellmimutok", tiny_path, "no Vulkan device matches 'no-such-device'");
+  g_unsetenv ("ONELLM_VK_DEVICE");
 }
 
 int
