@@ -10,6 +10,9 @@
 #include "onellm.h"
 
 static const char *tiny_path;
+/* An element holding the plugin's copy of the model between tests, so that each pipeline does not load it
+ * again (the process cache keeps a model while anything uses it). */
+static GstHarness *keeper;
 static OlDevice *device;
 static OlModel *model;
 static OlEncoder *encoder;
@@ -193,16 +196,15 @@ test_video (void)
   g_assert_false (accepts (h, "video/x-raw, format=GBR, width=64, height=48, framerate=30/1"));
   gst_harness_set_src_caps_str (h, "video/x-raw, format=RGB, width=80, height=64, framerate=20/1");
 
+  /* video tokenization is the slowest on lavapipe (15 frames): three windows in all */
   GPtrArray *frames = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
-  for (int i = 0; i < 50; i++) {
+  for (int i = 0; i <= 30; i++) {
     GstBuffer *b = rgb_frame (80, 64, i, i * GST_SECOND / 20, GST_SECOND / 20);
     g_ptr_array_add (frames, gst_buffer_ref (b));
     g_assert_cmpint (gst_harness_push (h, b), ==, GST_FLOW_OK);
   }
-  /* 2.5 s: windows at 0, 0.5 and 1 s are complete, the one at 1.5 s waits for EOS */
-  g_assert_cmpuint (gst_harness_buffers_received (h), ==, 3);
-  gst_harness_push_event (h, gst_event_new_eos ());
-  g_assert_cmpuint (gst_harness_buffers_received (h), ==, 4);
+  /* the frames at 1 s and 1.5 s complete the windows at 0 and 0.5 s (they overlap) */
+  g_assert_cmpuint (gst_harness_buffers_received (h), ==, 2);
   assert_src_caps (h, OL_MODALITY_VIDEO);
 
   /* the window at 0.5 s: frames 10..29 */
@@ -219,7 +221,7 @@ test_video (void)
     g_assert_true (ol_preprocess_video_frame (&image, 224, 3, input + i * per_frame, NULL));
     gst_buffer_unmap (b, &map);
   }
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 2; i++) {
     GstBuffer *out = gst_harness_pull (h);
     assert_times (out, i * GST_SECOND / 2, GST_SECOND);
     if (i == 1)
@@ -228,7 +230,8 @@ test_video (void)
   }
   g_ptr_array_unref (frames);
 
-  /* a flush forgets the window in progress: after it, windows start at the new frames */
+  /* a flush forgets the window in progress (the frames from 1 s on); after it, windows start at the new
+   * frames, and EOS sends the shorter last one */
   gst_harness_push_event (h, gst_event_new_flush_start ());
   gst_harness_push_event (h, gst_event_new_flush_stop (TRUE));
   gst_harness_set_src_caps_str (h, "video/x-raw, format=RGB, width=80, height=64, framerate=20/1");
@@ -237,10 +240,10 @@ test_video (void)
   gst_harness_push_event (h, gst_event_new_segment (&segment));
   for (int i = 0; i < 10; i++)
     gst_harness_push (h, rgb_frame (80, 64, i, 7 * GST_SECOND + i * GST_SECOND / 20, GST_SECOND / 20));
-  for (int i = 0; i < 20; i++)
-    gst_harness_push (h, rgb_frame (80, 64, i, 8 * GST_SECOND + i * GST_SECOND / 20, GST_SECOND / 20));
+  g_assert_cmpuint (gst_harness_buffers_received (h), ==, 2);
+  gst_harness_push_event (h, gst_event_new_eos ());
   GstBuffer *out = gst_harness_pull (h);
-  assert_times (out, 7 * GST_SECOND, GST_SECOND);
+  assert_times (out, 7 * GST_SECOND, GST_SECOND / 2);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 }
@@ -651,8 +654,8 @@ test_context (void)
   g_assert_cmpint (symlink (tiny_path, other), ==, 0);
   g_autoptr (GError) error = NULL;
   g_autofree char *desc =
-      g_strdup_printf ("videotestsrc num-buffers=20 ! videoconvert ! onellmimagetok name=a "
-                       "model=\"%s\" interval=0 ! fakesink audiotestsrc num-buffers=20 ! "
+      g_strdup_printf ("videotestsrc num-buffers=2 ! videoconvert ! onellmimagetok name=a "
+                       "model=\"%s\" interval=0 ! fakesink audiotestsrc num-buffers=2 ! "
                        "onellmaudiotok name=b model=\"%s\" ! fakesink",
                        tiny_path, other);
   GstElement *p3 = gst_parse_launch (desc, &error);
@@ -722,6 +725,8 @@ image_only_model (void)
 static void
 test_errors (void)
 {
+  /* the device error needs the plugin to open its device afresh: no model may be loaded */
+  g_clear_pointer (&keeper, gst_harness_teardown);
   expect_start_error ("onellmimagetok", "/nonexistent/model.gguf", "/nonexistent/model.gguf");
   g_autofree char *corrupt = temp_file (".gguf", "GGUF", 4);
   expect_start_error ("onellmaudiotok", corrupt, "Could not load the OneLLM model");
@@ -755,7 +760,9 @@ main (int argc, char **argv)
   g_test_add_func ("/gst/fmri", test_fmri);
   g_test_add_func ("/gst/context", test_context);
   g_test_add_func ("/gst/errors", test_errors);
+  keeper = harness ("onellmimutok", NULL);
   int ret = g_test_run ();
+  g_clear_pointer (&keeper, gst_harness_teardown);
   g_clear_pointer (&encoder, ol_encoder_free);
   g_clear_pointer (&model, ol_model_free);
   g_clear_pointer (&device, ol_device_free);
