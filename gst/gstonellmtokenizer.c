@@ -107,7 +107,7 @@ gst_onellm_tokenizer_class_install_window_properties (GstOnellmTokenizerClass *k
                              "nanoseconds",
                              GST_MSECOND, max_window == GST_CLOCK_TIME_NONE ? G_MAXUINT64 : max_window,
                              default_window,
-                             G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+                             G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (
       gobject_class, PROP_INTERVAL,
       g_param_spec_uint64 ("interval", "Interval",
@@ -118,7 +118,7 @@ gst_onellm_tokenizer_class_install_window_properties (GstOnellmTokenizerClass *k
                                : "Time from one tokenized frame to the next, in nanoseconds (0: every frame)",
                            default_window != GST_CLOCK_TIME_NONE ? GST_MSECOND : 0, G_MAXUINT64,
                            default_interval,
-                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
 }
 
 GstClockTime
