@@ -123,6 +123,39 @@ typedef struct {
   guint32 M, N, K, ox, w_addr, oy, ob, flags, row_stride, ldy;
 } MatmulParams;
 
+static const char *
+matmul_type_name (OlType t)
+{
+  switch (t) {
+    case OL_TYPE_F32: return "f32";
+    case OL_TYPE_F16: return "f16";
+    case OL_TYPE_BF16: return "bf16";
+    case OL_TYPE_Q8_0: return "q8_0";
+    case OL_TYPE_Q4_0: return "q4_0";
+    default: return NULL;
+  }
+}
+
+/* Mat-vec shape of one dispatch: workgroup size, weight rows per workgroup, rows of X, whether chunk
+ * loads apply (set per dispatch). CPU drivers run a workgroup as one SIMD batch per thread and load
+ * memory lane by lane, so one subgroup per workgroup (no barrier) and many weight rows per chunk of X
+ * (each X load serves them all) win there; GPUs want more invocations and workgroups in flight. */
+static void
+matvec_config (const OlDeviceCaps *c, guint32 M, guint32 spec[4])
+{
+  guint32 wg, rows;
+  if (c->type == OL_DEVICE_TYPE_CPU) {
+    wg = c->subgroup_size;
+    rows = 32;
+  } else {
+    wg = MAX (64, c->subgroup_size);
+    rows = 2;
+  }
+  spec[0] = wg;
+  spec[1] = MAX (1, rows / M);
+  spec[2] = M;
+}
+
 gboolean
 ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *w, const OlTensor *bias,
               gboolean accumulate)
@@ -136,22 +169,18 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
       !check (g, bias == NULL || ol_tensor_n_elements (bias) == N, op, "bias length differs from weight rows:", bias) ||
       !check (g, K <= G_MAXINT32 / 2 && N <= G_MAXINT32 && M <= G_MAXINT32, op, "sizes out of range:", w))
     return FALSE;
-  const char *tname;
-  switch (w->type) {
-    case OL_TYPE_F32: tname = "f32"; break;
-    case OL_TYPE_F16: tname = "f16"; break;
-    case OL_TYPE_BF16: tname = "bf16"; break;
-    case OL_TYPE_Q8_0: tname = "q8_0"; break;
-    case OL_TYPE_Q4_0: tname = "q4_0"; break;
-    default:
-      check (g, FALSE, op, "unsupported weight type:", w);
-      return FALSE;
-  }
+  const char *tname = matmul_type_name (w->type);
+  if (!check (g, tname != NULL, op, "unsupported weight type:", w))
+    return FALSE;
+  const OlDeviceCaps *c = &ol_graph_get_device (g)->caps;
   gboolean matvec = M <= 8;
   char shader[32];
-  g_snprintf (shader, sizeof (shader), "%s_%s", matvec ? "matvec" : "matmul", tname);
+  g_snprintf (shader, sizeof (shader), "%s_%s%s", matvec ? "matvec" : "matmul", tname,
+              matvec && c->subgroup_arithmetic ? "_sg" : "");
+  guint32 spec[4] = { 0 };
+  if (matvec)
+    matvec_config (c, (guint32) M, spec);
 
-  const OlDeviceCaps *c = &ol_graph_get_device (g)->caps;
   guint64 range = c->max_storage_buffer_range - c->min_storage_buffer_offset_alignment - 4;
   guint64 wrow = ol_tensor_row_bytes (w);
   /* Rows of X (and Y) per dispatch such that both fit one binding; mat-vec takes all M at once. */
@@ -185,13 +214,19 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
       pc.oy = yb / 4;
       pc.ob = bb / 4;
       guint32 gx, gy;
-      if (matvec)
-        split_groups (nc, &gx, &gy);
-      else {
+      gboolean ok;
+      if (matvec) {
+        /* Chunk loads need 16-byte aligned W rows (float types) and vec4-aligned X rows. */
+        spec[3] = pc.ox % 4 == 0 && K % 4 == 0 &&
+            (ol_type_is_quantized (w->type) || (pc.w_addr % 16 == 0 && wrow % 16 == 0));
+        split_groups ((nc + spec[1] - 1) / spec[1], &gx, &gy);
+        ok = ol_graph_dispatch (g, op, shader, spec, 4, bind, 4, &pc, sizeof (pc), gx, gy, 1);
+      } else {
         gx = (guint32) ((nc + 63) / 64);
         gy = (guint32) ((mc + 63) / 64);
+        ok = ol_graph_dispatch (g, op, shader, NULL, 0, bind, 4, &pc, sizeof (pc), gx, gy, 1);
       }
-      if (!ol_graph_dispatch (g, op, shader, NULL, 0, bind, 4, &pc, sizeof (pc), gx, gy, 1))
+      if (!ok)
         return FALSE;
     }
   }

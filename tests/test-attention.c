@@ -65,7 +65,7 @@ check_case (const Case *c)
   g_assert_no_error (error);
   run_graph (g);
   if (c->timed) {
-    const int reps = 3;
+    const int reps = 2;
     gint64 t0 = g_get_monotonic_time ();
     for (int r = 0; r < reps; r++)
       run_graph (g);
