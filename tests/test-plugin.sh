@@ -7,3 +7,8 @@ echo "$out" | grep -q "Name *onellm"
 echo "$out" | grep -q "License *LGPL"
 echo "$out" | grep -q "Version *$1"
 echo "$out" | grep -q "Filename .*libgstonellm"
+for e in onellmimagetok onellmvideotok onellmaudiotok onellmdepthtok onellmnormaltok onellmpointtok onellmimutok \
+         onellmfmritok; do
+  echo "$out" | grep -q "^ *$e: OneLLM .* tokenizer" || { echo "$e not registered"; exit 1; }
+  gst-inspect-1.0 "$e" | grep -q "Description *Turns " || { echo "$e has no description"; exit 1; }
+done
