@@ -17,3 +17,4 @@ int cli_devices (int argc, char **argv);
 int cli_info (int argc, char **argv);
 int cli_tokenize (int argc, char **argv);
 int cli_detokenize (int argc, char **argv);
+int cli_encode (int argc, char **argv);

@@ -9,6 +9,8 @@ static const CliCommand commands[] = {
   { "info", "describe a GGUF model file: architecture, sizes, modalities, tensors", cli_info },
   { "tokenize", "print the token ids of a text (BOS first) with a model's vocabulary", cli_tokenize },
   { "detokenize", "print the text of token ids with a model's vocabulary", cli_detokenize },
+  { "encode", "one image, video, audio, point cloud, depth/normal map, IMU or fMRI input to its LLM input block",
+    cli_encode },
 };
 
 int
