@@ -137,10 +137,13 @@ sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
     case GST_EVENT_FLUSH_START:
       gst_onellm_generator_set_flushing (self->gen, TRUE);
       return gst_pad_push_event (self->srcpad, event);
-    case GST_EVENT_FLUSH_STOP:
+    case GST_EVENT_FLUSH_STOP: {
+      /* downstream first: the stream-start and caps kept through the flush follow it */
+      gboolean ok = gst_pad_push_event (self->srcpad, event);
       gst_onellm_generator_set_flushing (self->gen, FALSE);
       gst_segment_init (&self->segment, GST_FORMAT_TIME);
-      return gst_pad_push_event (self->srcpad, event);
+      return ok;
+    }
     default:
       break;
   }

@@ -340,7 +340,8 @@ worker (gpointer data)
   GstOnellmGenerator *gen = data;
   g_mutex_lock (&gen->lock);
   while (TRUE) {
-    while (!gen->quit && g_queue_is_empty (&gen->queue))
+    /* nothing goes downstream while it flushes */
+    while (!gen->quit && (gen->flushing || g_queue_is_empty (&gen->queue)))
       g_cond_wait (&gen->cond, &gen->lock);
     if (gen->quit)
       break;
@@ -422,17 +423,20 @@ gst_onellm_generator_start (GstOnellmGenerator *gen, GstOnellmModel *model, GErr
   return TRUE;
 }
 
-/* Under the lock: cancels the generation in progress and drops the queued windows (and the events too
- * with all). */
+/* Under the lock: cancels the generation in progress and drops the queued windows. A flush also drops the
+ * events that describe the flushed data (segments, gaps, EOS, non-sticky events); stream-start, caps and tags
+ * stay, to go downstream once the flush is over. */
 static void
-drop_queued (GstOnellmGenerator *gen, gboolean all)
+drop_queued (GstOnellmGenerator *gen, gboolean flush)
 {
   if (gen->cancellable)
     g_cancellable_cancel (gen->cancellable);
   for (GList *l = gen->queue.head, *next; l; l = next) {
     Item *item = l->data;
     next = l->next;
-    if (all || item->window) {
+    if (item->window || (flush && (!GST_EVENT_IS_STICKY (item->event) ||
+                                   GST_EVENT_TYPE (item->event) == GST_EVENT_SEGMENT ||
+                                   GST_EVENT_TYPE (item->event) == GST_EVENT_EOS))) {
       g_queue_delete_link (&gen->queue, l);
       item_free (item);
     }
@@ -451,6 +455,7 @@ gst_onellm_generator_stop (GstOnellmGenerator *gen)
   drop_queued (gen, TRUE);
   g_mutex_unlock (&gen->lock);
   g_thread_join (gen->thread);
+  g_queue_clear_full (&gen->queue, (GDestroyNotify) item_free);
   gen->thread = NULL;
   g_clear_pointer (&gen->session, ol_session_free);
   g_clear_pointer (&gen->model, gst_onellm_model_unref);
@@ -587,6 +592,7 @@ gst_onellm_generator_set_flushing (GstOnellmGenerator *gen, gboolean flushing)
       g_cond_wait (&gen->cond, &gen->lock);
     gen->flushing = gen->quit;
     gen->last_flow = GST_FLOW_OK;
+    g_cond_broadcast (&gen->cond);
   }
   g_mutex_unlock (&gen->lock);
 }

@@ -527,6 +527,43 @@ wait_for (GstElement *element, const char *property, guint64 want, GstClockTime 
   return v;
 }
 
+/* A flushing seek during a slow caption cancels it: no text comes out, and EOS after the flush goes downstream
+ * without waiting for the 2000 tokens. */
+static void
+test_flush (void)
+{
+  engine_init ();
+  GstHarness *h = harness ("onellmcaption", "max-tokens=2000 leaky=false streaming=true");
+  g_autofree char *caps = embeddings_caps ("fmri");
+  gst_harness_set_src_caps_str (h, caps);
+  g_assert_cmpint (gst_harness_push (h, block_buffer (1, 0, GST_SECOND)), ==, GST_FLOW_OK);
+  /* the first piece of text shows the caption is under way */
+  gst_buffer_unref (gst_harness_pull (h));
+  g_assert_true (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  g_assert_true (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+  GstSegment segment;
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  g_assert_true (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+  g_assert_true (gst_harness_push_event (h, gst_event_new_eos ()));
+  GstBuffer *b;
+  while ((b = gst_harness_try_pull (h))) {
+    g_assert_true (GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DELTA_UNIT));
+    gst_buffer_unref (b);
+  }
+  GstEvent *event;
+  gboolean eos = FALSE, flushed = FALSE;
+  while (!eos && (event = gst_harness_pull_event (h))) {
+    flushed |= GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP;
+    eos = GST_EVENT_TYPE (event) == GST_EVENT_EOS;
+    gst_event_unref (event);
+  }
+  g_assert_true (flushed);
+  g_assert_true (eos);
+  /* text that was under way when the flush came is not delivered after it */
+  g_assert_null (gst_harness_try_pull (h));
+  gst_harness_teardown (h);
+}
+
 /* A slow caption (thousands of tokens) in progress: windows pushed at 30 per second each return at once,
  * are dropped, counted and posted as QoS messages; going to NULL cancels the generation. */
 static void
@@ -726,6 +763,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gst-caption/modalities", test_modalities);
   g_test_add_func ("/gst-caption/textoverlay", test_textoverlay);
   g_test_add_func ("/gst-caption/subtitles", test_subtitles);
+  g_test_add_func ("/gst-caption/flush", test_flush);
   g_test_add_func ("/gst-caption/leaky", test_leaky);
   g_test_add_func ("/gst-caption/live", test_live);
   g_test_add_func ("/gst-caption/state-cycles", test_state_cycles);
