@@ -531,6 +531,15 @@ gst_onellm_generator_submit (GstOnellmGenerator *gen, GstBuffer *window, const G
     gst_buffer_unref (window);
     return ret;
   }
+  const OlModelInfo *info = ol_model_get_info (gst_onellm_model_get_model (gen->model));
+  gsize want = (gsize) (2 + info->n_resample) * info->dim * sizeof (float);
+  if (gst_buffer_get_size (window) != want) {
+    g_mutex_unlock (&gen->lock);
+    GST_ELEMENT_ERROR (gen->element, STREAM, FORMAT, ("A window of %" G_GSIZE_FORMAT " bytes where the caps "
+                       "promise %" G_GSIZE_FORMAT, gst_buffer_get_size (window), want), (NULL));
+    gst_buffer_unref (window);
+    return GST_FLOW_ERROR;
+  }
   ret = gen->last_flow;
   if (gen->leaky && (gen->cancellable != NULL || gen->n_windows > 0)) {
     guint64 processed = gen->processed, dropped = ++gen->dropped;

@@ -724,7 +724,7 @@ assert_caps_refused (const char *element, const char *caps)
   gst_object_unref (bus);
 }
 
-/* Missing and corrupt model files, and caps of another model. */
+/* Missing and corrupt model files, caps of another model, a buffer of the wrong size. */
 static void
 test_errors (void)
 {
@@ -746,6 +746,22 @@ test_errors (void)
   g_autofree char *tokens = g_strdup_printf ("application/x-onellm-tokens, modality=image, frames=1, tokens=%u, "
                                              "width=%u", info->modality[OL_MODALITY_IMAGE].tokens + 1, info->clip_dim);
   assert_caps_refused ("onellmencoder", tokens);
+
+  /* a buffer shorter than its caps say */
+  GstHarness *h = harness ("onellmcaption", NULL);
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+  g_autofree char *caps = embeddings_caps ("image");
+  gst_harness_set_src_caps_str (h, caps);
+  g_assert_cmpint (gst_harness_push (h, gst_buffer_new_allocate (NULL, 64, NULL)), ==, GST_FLOW_ERROR);
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  g_assert_nonnull (msg);
+  g_autoptr (GError) error = NULL;
+  gst_message_parse_error (msg, &error, NULL);
+  g_assert_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT);
+  gst_message_unref (msg);
+  gst_harness_teardown (h);
+  gst_object_unref (bus);
 }
 
 int
