@@ -324,7 +324,8 @@ generate (GstOnellmGenerator *gen, Item *item, GCancellable *cancellable)
     if (grew)
       gst_element_post_message (gen->element, gst_message_new_latency (GST_OBJECT (gen->element)));
   } else if (ok || g_error_matches (error, OL_ERROR, OL_ERROR_CANCELLED)) {
-    GST_DEBUG_OBJECT (gen->element, "caption of %" GST_TIME_FORMAT " cancelled", GST_TIME_ARGS (g.caption.pts));
+    GST_DEBUG_OBJECT (gen->element, "caption of %" GST_TIME_FORMAT " not delivered: cancelled, or refused "
+                      "downstream (%s)", GST_TIME_ARGS (g.caption.pts), gst_flow_get_name (g.flow));
     set_flow (gen, g.flow);
   } else if (!g_cancellable_is_cancelled (cancellable)) {
     gst_onellm_model_post_error (gen->element, "Caption generation failed", error);
