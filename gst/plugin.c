@@ -17,6 +17,9 @@ plugin_init (GstPlugin *plugin)
   ok &= GST_ELEMENT_REGISTER (onellmpointtok, plugin);
   ok &= GST_ELEMENT_REGISTER (onellmimutok, plugin);
   ok &= GST_ELEMENT_REGISTER (onellmfmritok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmencoder, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmcaption, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmcaptionsink, plugin);
   return ok;
 }
 
