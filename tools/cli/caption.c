@@ -11,8 +11,8 @@ typedef struct {
   gint64 seed;
   gboolean ids;
   /* caption */
-  char *modality, *input;
-  gboolean preprocessed;
+  char *modality;
+  CliInput input;
 } Options;
 
 static void
@@ -22,7 +22,8 @@ options_clear (Options *o)
   g_free (o->prompt);
   g_free (o->position_mode);
   g_free (o->modality);
-  g_free (o->input);
+  g_free ((char *) o->input.path);
+  g_free ((char *) o->input.rgb_path);
 }
 
 static gboolean
@@ -153,23 +154,19 @@ cli_generate (int argc, char **argv)
 int
 cli_caption (int argc, char **argv)
 {
-  Options o = { 0 };
+  Options o = { .input.imu_rate = OL_IMU_RATE };
   OlSessionParams sp;
   OlGenerateParams gp;
   GOptionEntry extra[] = {
     { "modality", 0, 0, G_OPTION_ARG_STRING, &o.modality,
       "image, video, audio, point, depth, normal, imu or fmri", "MOD" },
-    { "input", 'i', 0, G_OPTION_ARG_FILENAME, &o.input,
-      "media file (image, video, audio, depth/normal map) or .npy (point [N,6], imu [6,T], fmri [V])",
-      "FILE" },
-    { "preprocessed", 0, 0, G_OPTION_ARG_NONE, &o.preprocessed,
-      "FILE is a .npy of the model-input tensor (e.g. [3,224,224] for image)", NULL },
+    CLI_INPUT_OPTIONS (&o.input),
     { NULL },
   };
   int status = parse (&argc, &argv, "- answer a question about one input (default: its caption prompt)",
                       extra, &o, &sp, &gp);
   OlModality m = OL_MODALITY_IMAGE;
-  if (status < 0 && (o.modality == NULL || o.input == NULL))
+  if (status < 0 && (o.modality == NULL || o.input.path == NULL))
     status = cli_fail ("caption needs --modality and --input");
   if (status < 0 && !ol_modality_from_name (o.modality, &m))
     status = cli_fail ("unknown modality '%s' (image, video, audio, point, depth, normal, imu, fmri)",
@@ -193,7 +190,7 @@ cli_caption (int argc, char **argv)
   if (!ol_model_has_modality (model, m)) {
     status = cli_fail ("%s: the model has no %s modality", o.model_path, ol_modality_name (m));
   } else if ((enc = ol_encoder_new (model, &error)) == NULL ||
-             (input = cli_load_input (model, m, o.input, o.preprocessed, &n_dims, shape, &error)) == NULL ||
+             (input = cli_load_input (model, m, &o.input, &n_dims, shape, &error)) == NULL ||
              !ol_encoder_run (enc, m, input, n_dims, shape,
                               (block = g_new (float, ol_encoder_embeddings_size (enc))), &error)) {
     status = cli_fail_error (g_steal_pointer (&error));

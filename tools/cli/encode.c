@@ -249,16 +249,10 @@ cpu_seconds (void)
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-typedef struct {
-  const char *path;
-  const char *rgb_path;   /* depth/normal: the photo that goes with the map */
-  int imu_rate;
-} Inputs;
-
 /* The model-input tensor of the modality from a media file (image, video, audio, depth, normal) or a .npy
  * (point [N, 6], imu [6, T], fmri [V] or [R, V]). */
 static gboolean
-load_raw (OlModel *model, OlModality m, const Inputs *inp, float *out, GError **error)
+load_raw (OlModel *model, OlModality m, const CliInput *inp, float *out, GError **error)
 {
   const OlModelInfo *in = ol_model_get_info (model);
   const OlModalityInfo *mi = &in->modality[m];
@@ -319,25 +313,37 @@ load_raw (OlModel *model, OlModality m, const Inputs *inp, float *out, GError **
   return ol_preprocess_fmri (x, n_dims == 2 ? shape[0] : 1, shape[n_dims - 1], mi->input_shape[1], out, error);
 }
 
+float *
+cli_load_input (OlModel *model, OlModality m, const CliInput *in, guint *n_dims, gint64 *shape, GError **error)
+{
+  if (in->preprocessed)
+    return ol_npy_read (in->path, n_dims, shape, error);
+  const OlModalityInfo *mi = &ol_model_get_info (model)->modality[m];
+  gsize n = 1;
+  *n_dims = mi->n_input_dims;
+  for (guint d = 0; d < *n_dims; d++)
+    n *= shape[d] = mi->input_shape[d];
+  if (m <= OL_MODALITY_AUDIO || m == OL_MODALITY_DEPTH || m == OL_MODALITY_NORMAL)
+    gst_init (NULL, NULL);
+  float *input = g_new (float, n);
+  if (!load_raw (model, m, in, input, error))
+    g_clear_pointer (&input, g_free);
+  return input;
+}
+
 int
 cli_encode (int argc, char **argv)
 {
   const char *model_path = NULL, *modality = NULL, *output = NULL;
-  Inputs inp = { .imu_rate = OL_IMU_RATE };
-  gboolean preprocessed = FALSE, timing = FALSE;
+  CliInput inp = { .imu_rate = OL_IMU_RATE };
+  gboolean timing = FALSE;
   int repeat = 1;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "OneLLM GGUF model", "M" },
     { "modality", 0, 0, G_OPTION_ARG_STRING, &modality,
       "image, video, audio, point, depth, normal, imu or fmri", "MOD" },
-    { "input", 'i', 0, G_OPTION_ARG_FILENAME, &inp.path,
-      "media file (image, video, audio, depth/normal map) or .npy (point [N,6], imu [6,T], fmri [V])", "FILE" },
+    CLI_INPUT_OPTIONS (&inp),
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "where the [2+R, dim] float32 block goes (.npy)", "OUT" },
-    { "preprocessed", 0, 0, G_OPTION_ARG_NONE, &preprocessed,
-      "FILE is a .npy of the model-input tensor (e.g. [3,224,224] for image)", NULL },
-    { "rgb", 0, 0, G_OPTION_ARG_FILENAME, &inp.rgb_path, "depth/normal: the photo of the map (default: the map "
-      "fills both slots)", "FILE" },
-    { "rate", 0, 0, G_OPTION_ARG_INT, &inp.imu_rate, "imu: sample rate of the .npy signal (default 200)", "HZ" },
     { "time", 0, 0, G_OPTION_ARG_NONE, &timing, "print preprocessing and encoder times on stderr", NULL },
     { "repeat", 0, 0, G_OPTION_ARG_INT, &repeat, "with --time: run the encoder N times (default 1)", "N" },
     { NULL },
@@ -378,25 +384,11 @@ cli_encode (int argc, char **argv)
     goto fail;
   gint64 t_load = g_get_monotonic_time ();
 
-  const OlModalityInfo *mi = &ol_model_get_info (model)->modality[m];
   gint64 shape[OL_NPY_MAX_DIMS];
-  guint n_dims = mi->n_input_dims;
-  for (guint d = 0; d < n_dims; d++)
-    shape[d] = mi->input_shape[d];
-  if (preprocessed) {
-    input = ol_npy_read (inp.path, &n_dims, shape, &error);
-    if (input == NULL)
-      goto fail;
-  } else {
-    gsize n = 1;
-    for (guint d = 0; d < n_dims; d++)
-      n *= shape[d];
-    input = g_new (float, n);
-    if (m <= OL_MODALITY_AUDIO || m == OL_MODALITY_DEPTH || m == OL_MODALITY_NORMAL)
-      gst_init (NULL, NULL);
-    if (!load_raw (model, m, &inp, input, &error))
-      goto fail;
-  }
+  guint n_dims;
+  input = cli_load_input (model, m, &inp, &n_dims, shape, &error);
+  if (input == NULL)
+    goto fail;
   gint64 t_pre = g_get_monotonic_time ();
 
   block = g_new (float, ol_encoder_embeddings_size (enc));
