@@ -176,8 +176,8 @@ test_matmul_quant (void)
 }
 
 /* The decode mat-vec (M <= 8): N no multiple of the rows per workgroup, K an odd number of Q blocks,
- * and weights from a row that starts 2, 4 or 6 bytes past an 8-byte boundary, so
- * that the first and last Q blocks of the binding sit at every offset inside their 64-bit words. */
+ * and weights from a row that starts 2, 4 or 6 bytes past an 8-byte boundary, so that Q blocks sit at
+ * every offset inside the 64-bit words that cover them, up to the end of the binding. */
 static void
 test_matvec (void)
 {
