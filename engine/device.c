@@ -368,6 +368,7 @@ probe (OlDevice *dev)
   c->storage_8bit = f12.storageBuffer8BitAccess;
   c->float16_arithmetic = f12.shaderFloat16;
   c->int8_arithmetic = f12.shaderInt8;
+  c->int64_arithmetic = feats.features.shaderInt64 && g_strcmp0 (g_getenv ("ONELLM_VK_NO_INT64"), "1") != 0;
   c->cooperative_matrix = device_extension_available (dev->phys, "VK_KHR_cooperative_matrix");
   c->timestamps = l->timestampComputeAndGraphics && dev->timestamp_valid_bits > 0;
   c->timestamp_period_ns = l->timestampPeriod;
@@ -414,11 +415,13 @@ create_logical (OlDevice *dev, GError **error)
     .pNext = &f12,
     .storageBuffer16BitAccess = dev->caps.storage_16bit,
   };
+  VkPhysicalDeviceFeatures f10 = { .shaderInt64 = dev->caps.int64_arithmetic };
   VkDeviceCreateInfo info = {
     .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
     .pNext = &f11,
     .queueCreateInfoCount = 1,
     .pQueueCreateInfos = &qinfo,
+    .pEnabledFeatures = &f10,
   };
   if (!ol_vk_check (vkCreateDevice (dev->phys, &info, NULL, &dev->device), "vkCreateDevice", error)) {
     dev->device = VK_NULL_HANDLE;
@@ -601,7 +604,7 @@ ol_device_describe (const OlDevice *dev)
       ", max allocation %" G_GUINT64_FORMAT " MiB\n"
       "workgroup: %u invocations, shared memory %u KiB, subgroup %u%s\n"
       "features: 16-bit storage %s, 8-bit storage %s, fp16 arithmetic %s, int8 arithmetic %s, "
-      "cooperative matrix %s, timestamps %s",
+      "int64 arithmetic %s, cooperative matrix %s, timestamps %s",
       c->name, ol_device_type_name (c->type), c->driver,
       VK_API_VERSION_MAJOR (c->api_version), VK_API_VERSION_MINOR (c->api_version),
       VK_API_VERSION_PATCH (c->api_version), c->device_memory >> 20,
@@ -611,7 +614,7 @@ ol_device_describe (const OlDevice *dev)
       c->subgroup_arithmetic ? " (arithmetic)" : "",
       c->storage_16bit ? "yes" : "no", c->storage_8bit ? "yes" : "no",
       c->float16_arithmetic ? "yes" : "no", c->int8_arithmetic ? "yes" : "no",
-      c->cooperative_matrix ? "yes" : "no", c->timestamps ? "yes" : "no");
+      c->int64_arithmetic ? "yes" : "no", c->cooperative_matrix ? "yes" : "no", c->timestamps ? "yes" : "no");
 }
 
 static VkDescriptorSetLayout

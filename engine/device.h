@@ -38,6 +38,7 @@ typedef struct {
   gboolean storage_8bit;
   gboolean float16_arithmetic;
   gboolean int8_arithmetic;
+  gboolean int64_arithmetic;          /* 64-bit integers in shaders: 64-bit storage loads */
   gboolean cooperative_matrix;        /* VK_KHR_cooperative_matrix */
   gboolean timestamps;
   float timestamp_period_ns;
@@ -54,7 +55,8 @@ OL_API gboolean ol_device_enumerate (OlDeviceDesc **devices, guint *n_devices, G
 
 /* Opens a device. selector: NULL picks $ONELLM_VK_DEVICE if set, else the best device (discrete >
  * integrated > virtual > CPU); otherwise a decimal index or a case-insensitive substring of the name.
- * $ONELLM_VK_VALIDATION=1 enables the Khronos validation layer when it is installed. */
+ * $ONELLM_VK_VALIDATION=1 enables the Khronos validation layer when it is installed; $ONELLM_VK_NO_INT64=1
+ * leaves 64-bit integers off, so that the kernels' paths for devices without them can be tested. */
 OL_API OlDevice *ol_device_new (const char *selector, GError **error);
 OL_API void ol_device_free (OlDevice *dev);
 

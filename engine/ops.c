@@ -181,7 +181,7 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
   if (matvec)
     matvec_config (c, (guint32) M, spec);
 
-  guint64 range = c->max_storage_buffer_range - c->min_storage_buffer_offset_alignment - 4;
+  guint64 range = c->max_storage_buffer_range - c->min_storage_buffer_offset_alignment - 8;
   guint64 wrow = ol_tensor_row_bytes (w);
   /* Rows of X (and Y) per dispatch such that both fit one binding; mat-vec takes all M at once. */
   guint64 m_chunk = MIN ((guint64) M, range / ((guint64) MAX (K, N) * 4));
@@ -216,11 +216,18 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
       guint32 gx, gy;
       gboolean ok;
       if (matvec) {
-        /* Chunk loads need 16-byte aligned W rows (float types) and vec4-aligned X rows. */
+        /* Chunk loads need 16-byte aligned W rows (float types) and vec4-aligned X rows. The 64-bit
+         * variant needs both bindings to start 8-byte aligned, and reads the whole 64-bit words that
+         * cover a Q block: the W range is rounded up to them (buffers are whole multiples of 256 bytes). */
         spec[3] = pc.ox % 4 == 0 && K % 4 == 0 &&
             (ol_type_is_quantized (w->type) || (pc.w_addr % 16 == 0 && wrow % 16 == 0));
+        gboolean w64 = spec[3] && c->int64_arithmetic && bind[0].offset % 8 == 0 && bind[1].offset % 8 == 0;
+        if (w64)
+          bind[1].size = (bind[1].size + 7) & ~(guint64) 7;
+        char variant[40];
+        g_snprintf (variant, sizeof (variant), "%s%s", shader, w64 ? "_w64" : "");
         split_groups ((nc + spec[1] - 1) / spec[1], &gx, &gy);
-        ok = ol_graph_dispatch (g, op, shader, spec, 4, bind, 4, &pc, sizeof (pc), gx, gy, 1);
+        ok = ol_graph_dispatch (g, op, variant, spec, 4, bind, 4, &pc, sizeof (pc), gx, gy, 1);
       } else {
         gx = (guint32) ((nc + 63) / 64);
         gy = (guint32) ((mc + 63) / 64);

@@ -8,6 +8,9 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
+#if defined(W64)
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#endif
 
 layout(push_constant) uniform Params {
     uint M, N, K;
@@ -22,6 +25,9 @@ layout(push_constant) uniform Params {
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer W { uint w[]; };
 layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
+#if defined(W64)
+layout(binding = 1) readonly buffer W8 { uint64_t w8[]; };
+#endif
 layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 
@@ -43,12 +49,25 @@ float finish (uint m, uint n, float acc)
 // whole chunks (types.glsl) of the ROWS weight rows and reusing each load for all MV rows of X, then
 // the partial sums are reduced across the workgroup. VEC: rows of W are 16-byte aligned and rows of X
 // start at a multiple of 4 floats, so chunks and vec4 loads apply; otherwise elements are read in 4s.
+// W64: chunks of W and quads of X are read in 64-bit words (both bindings start 8-byte aligned).
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;
 layout(constant_id = 2) const uint MV = 1;       // = p.M
 layout(constant_id = 3) const bool VEC = false;
 
 layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
+#if defined(W64)
+layout(binding = 0) readonly buffer X8 { uint64_t x8[]; };
+#endif
+
+vec4 x_quad (uint i)
+{
+#if defined(W64)
+    return uintBitsToFloat (uvec4 (unpackUint2x32 (x8[i * 2u]), unpackUint2x32 (x8[i * 2u + 1u])));
+#else
+    return x4[i];
+#endif
+}
 
 // SUBGROUP: one partial sum per subgroup; otherwise one per invocation (the workgroup size is a power of 2).
 shared float red[ROWS * MV][gl_WorkGroupSize.x];
@@ -77,7 +96,7 @@ void main ()
             [[unroll]] for (uint m = 0u; m < MV; m++) {
                 vec4 sum = vec4 (0.0);
                 [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++) {
-                    xv[m * (W_CHUNK / 4u) + q] = x4[xq + m * kq + c * (W_CHUNK / 4u) + q];
+                    xv[m * (W_CHUNK / 4u) + q] = x_quad (xq + m * kq + c * (W_CHUNK / 4u) + q);
                     sum += xv[m * (W_CHUNK / 4u) + q];
                 }
                 zero[m] = W_CHUNK_ZERO != 0.0 ? W_CHUNK_ZERO * dot (sum, vec4 (1.0)) : 0.0;

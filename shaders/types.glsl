@@ -1,7 +1,8 @@
 // Weight access for every tensor type: the one place in GLSL that knows the block layouts.
 // The including shader declares `uint w[]` (the weight binding as 32-bit words) before including,
 // and defines one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0. Byte addresses are relative to the binding.
-// With W_CHUNKS it also declares `uvec4 w4[]` on the same binding, for the chunk functions at the end.
+// With W_CHUNKS it also declares `uvec4 w4[]` on the same binding, for the chunk functions at the end,
+// and with W64 (shaderInt64) `uint64_t w8[]`, which the chunk functions then read instead.
 
 uint w_u16 (uint byte_addr)
 {
@@ -99,6 +100,8 @@ float w_load1 (uint row_addr, uint k)
 // Chunks: W_CHUNK consecutive elements of a row fetched with as few loads as the layout allows, for
 // kernels that stream whole rows. Float types: one 16-byte load (the row must start 16-byte aligned).
 // Q types: one block from its 2-byte aligned start, as the 5 or 9 words that cover it, scale read once.
+// W64: the same in 64-bit words (two for 16 bytes, 3 or 5 to cover a Q block), which halves the loads
+// on CPU drivers that load lane by lane and word by word; the binding must be a whole number of them.
 #if defined(W_F32)
 const uint W_CHUNK = 4u;
 #elif defined(W_F16) || defined(W_BF16)
@@ -132,8 +135,31 @@ WChunk w_chunk (uint row_addr, uint c)
 {
     WChunk ch;
 #if defined(W_FLOAT)
+#if defined(W64)
+    uint i = (row_addr >> 3) + c * 2u;
+    ch.v = uvec4 (unpackUint2x32 (w8[i]), unpackUint2x32 (w8[i + 1u]));
+#else
     ch.v = w4[(row_addr >> 4) + c];
+#endif
     ch.d = 1.0;
+#else
+#if defined(W64)
+    // The block starts 0, 2, 4 or 6 bytes into 64-bit word i; shifted down to bit 0 as 32-bit words.
+    const uint NW = (W_BLOCK_BYTES + 6u + 7u) / 8u;
+    uint a = row_addr + c * W_BLOCK_BYTES;
+    uint i = a >> 3, s = (a & 7u) * 8u;
+    uint bw[NW * 2u];
+    uint64_t prev = w8[i];
+    [[unroll]] for (uint j = 0u; j < NW; j++) {
+        uint64_t next = j + 1u < NW ? w8[i + j + 1u] : uint64_t (0);
+        uvec2 h = unpackUint2x32 (s == 0u ? prev : (prev >> s) | (next << (64u - s)));
+        bw[2u * j] = h.x;
+        bw[2u * j + 1u] = h.y;
+        prev = next;
+    }
+    ch.d = w_f16 (bw[0] & 0xffffu);
+    [[unroll]] for (uint j = 0u; j < (W_BLOCK_BYTES - 2u) / 4u; j++)
+        ch.v[j] = (bw[j] >> 16) | (bw[j + 1u] << 16);
 #else
     // The block starts at byte 0 or 2 of word i; its quants start 2 bytes later.
     uint a = row_addr + c * W_BLOCK_BYTES;
@@ -146,6 +172,7 @@ WChunk w_chunk (uint row_addr, uint c)
         ch.v[j] = odd ? next : (prev >> 16) | (next << 16);
         prev = next;
     }
+#endif
 #endif
     return ch;
 }

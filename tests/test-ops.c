@@ -115,24 +115,28 @@ test_unary (void)
   }
 }
 
+/* The weight is rows first..first+N-1 of a larger tensor: its rows need not start on any boundary. */
 static void
-check_matmul (OlType wtype, gint64 M, gint64 N, gint64 K, gboolean bias, gboolean accumulate)
+check_matmul_rows (OlType wtype, gint64 M, gint64 N, gint64 K, gint64 first, gboolean bias,
+                   gboolean accumulate)
 {
   g_autofree float *x = NULL, *w = NULL, *b = NULL, *y0 = NULL;
   OlTensor *tx = random_tensor (OL_TYPE_F32, K, M, &x);
-  OlTensor *tw = random_tensor (wtype, K, N, &w);
+  OlTensor *tw = random_tensor (wtype, K, first + N, &w);
+  OlTensor wv = ol_tensor_rows (tw, first, N);
   OlTensor *tb = bias ? random_tensor (OL_TYPE_F32, N, 1, &b) : NULL;
   OlTensor *ty = random_tensor (OL_TYPE_F32, N, M, &y0);
   g_autoptr (GError) error = NULL;
   OlGraph *g = ol_graph_new (ref_device (), &error);
   ol_graph_begin (g);
-  ol_op_matmul (g, ty, tx, tw, tb, accumulate);
+  ol_op_matmul (g, ty, tx, &wv, tb, accumulate);
   run_graph (g);
   g_autofree float *y = ref_read (ty);
   g_autofree float *tol = g_new (float, M * N);
-  ref_matmul (x, w, b, y0, M, N, K, accumulate, tol);
+  ref_matmul (x, w + first * K, b, y0, M, N, K, accumulate, tol);
   g_autofree char *what = g_strdup_printf ("matmul %s M=%" G_GINT64_FORMAT " N=%" G_GINT64_FORMAT " K=%"
-                                           G_GINT64_FORMAT, ol_type_name (wtype), M, N, K);
+                                           G_GINT64_FORMAT " from row %" G_GINT64_FORMAT,
+                                           ol_type_name (wtype), M, N, K, first);
   ref_assert_close (what, y, y0, M * N, tol, 0);
   ol_graph_free (g);
   ol_tensor_free (tx);
@@ -140,6 +144,12 @@ check_matmul (OlType wtype, gint64 M, gint64 N, gint64 K, gboolean bias, gboolea
   ol_tensor_free (ty);
   if (tb)
     ol_tensor_free (tb);
+}
+
+static void
+check_matmul (OlType wtype, gint64 M, gint64 N, gint64 K, gboolean bias, gboolean accumulate)
+{
+  check_matmul_rows (wtype, M, N, K, 0, bias, accumulate);
 }
 
 static void
@@ -163,6 +173,21 @@ test_matmul_quant (void)
   for (guint t = 0; t < G_N_ELEMENTS (types); t++)
     for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
       check_matmul (types[t], shapes[s][0], shapes[s][1], shapes[s][2], s % 2 == 1, s % 3 == 1);
+}
+
+/* The decode mat-vec (M <= 8): N no multiple of the rows per workgroup, K an odd number of Q blocks,
+ * and weights from a row that starts 2, 4 or 6 bytes past an 8-byte boundary, so that Q blocks sit at
+ * every offset inside the 64-bit words that cover them, up to the end of the binding. */
+static void
+test_matvec (void)
+{
+  const OlType types[] = { OL_TYPE_F32, OL_TYPE_F16, OL_TYPE_BF16, OL_TYPE_Q8_0, OL_TYPE_Q4_0 };
+  const gint64 shapes[][4] = { { 1, 33, 96, 0 }, { 2, 1, 32, 1 }, { 1, 65, 1184, 1 }, { 8, 31, 160, 3 },
+                               { 2, 7, 4128, 0 }, { 1, 97, 224, 2 } };
+  for (guint t = 0; t < G_N_ELEMENTS (types); t++)
+    for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+      check_matmul_rows (types[t], shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], s % 2 == 0,
+                         s % 3 == 2);
 }
 
 static void
@@ -235,6 +260,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/unary", test_unary);
   g_test_add_func ("/ops/matmul-float", test_matmul_float);
   g_test_add_func ("/ops/matmul-quant", test_matmul_quant);
+  g_test_add_func ("/ops/matvec", test_matvec);
   g_test_add_func ("/ops/shape-errors", test_shape_errors);
   g_test_add_func ("/ops/rerun", test_rerun);
   int r = g_test_run ();
