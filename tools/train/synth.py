@@ -15,7 +15,8 @@ torch furthest-point sampling for training (same algorithm, tie-breaking may dif
 distances); the held-out point inputs use the reference's exact indices.
 
     synth.py train OUT_DIR [--seed S] [--scale F]     training tensors, one .npz per modality
-    synth.py heldout OUT_DIR                          the held-out inputs (raw gst output / .npy) of heldout.json
+    synth.py heldout OUT_DIR [--json heldout.json]    the held-out cases (heldout.json) and the .npy inputs of the
+                                                      simulated modalities (IMU, points, depth/normal, fMRI)
 """
 
 import argparse
@@ -440,7 +441,7 @@ def scene_sample(rng, heldout=False):
     shape = str(rng.choice(SCENE_SHAPES))
     while True:
         c = int(rng.integers(len(COLOUR_NAMES)))
-        if COLOUR_NAMES[c] in ("white",):
+        if COLOUR_NAMES[c] == "white" and not heldout:     # white only in held-out scenes (the cube's)
             continue
         if ((c + SCENE_SHAPES.index(shape)) % 5 == 0) == heldout:
             break
@@ -603,14 +604,16 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the training sample counts")
     ap.add_argument("--only", nargs="*", help="modalities to generate (default: all)")
+    ap.add_argument("--json", default=os.path.join(HERE, "heldout.json"), help="where heldout writes its cases")
     args = ap.parse_args(argv)
     if args.what == "train":
         write_train(args.out, args.seed, args.scale, args.only)
     else:
         cases = heldout_cases()
         write_heldout_files(args.out, cases)
-        with open(os.path.join(args.out, "heldout.json"), "w") as f:
+        with open(args.json, "w") as f:
             json.dump(cases, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":
