@@ -38,6 +38,7 @@ struct _OlGraph {
   guint n_timestamps;
   GPtrArray *labels;            /* label of dispatch i, for the timestamps of this recording */
   GHashTable *profile_rows;     /* label -> ProfileRow */
+  GPtrArray *scratch;           /* OlBuffer of this recording */
 };
 
 gboolean
@@ -82,6 +83,7 @@ ol_graph_new (OlDevice *dev, GError **error)
   g->pending_reads = g_array_new (FALSE, FALSE, sizeof (Span));
   g->pending_writes = g_array_new (FALSE, FALSE, sizeof (Span));
   g->labels = g_ptr_array_new ();
+  g->scratch = g_ptr_array_new_with_free_func ((GDestroyNotify) ol_buffer_free);
   g->profile_rows = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, profile_row_free);
   g->profile = g_strcmp0 (g_getenv ("ONELLM_PROFILE"), "1") == 0 && dev->caps.timestamps;
 
@@ -170,6 +172,7 @@ ol_graph_free (OlGraph *g)
   g_array_free (g->pending_reads, TRUE);
   g_array_free (g->pending_writes, TRUE);
   g_ptr_array_free (g->labels, TRUE);
+  g_ptr_array_free (g->scratch, TRUE);
   g_hash_table_destroy (g->profile_rows);
   g_clear_error (&g->error);
   g_free (g);
@@ -202,6 +205,7 @@ ol_graph_begin (OlGraph *g)
   g->n_dispatches = g->n_barriers = 0;
   g->n_timestamps = 0;
   g_ptr_array_set_size (g->labels, 0);
+  g_ptr_array_set_size (g->scratch, 0);
   g_array_set_size (g->pending_reads, 0);
   g_array_set_size (g->pending_writes, 0);
   for (guint i = 0; i < g->desc_pools->len; i++)
@@ -455,4 +459,19 @@ ol_graph_dispatch (OlGraph *g, const char *label, const char *shader, const guin
     g_ptr_array_add (g->labels, (gpointer) g_intern_string (label));
   }
   return TRUE;
+}
+
+OlBuffer *
+ol_graph_scratch (OlGraph *g, guint64 size)
+{
+  if (g->error != NULL)
+    return NULL;
+  GError *error = NULL;
+  OlBuffer *buf = ol_buffer_new (g->dev, size, OL_MEMORY_DEVICE, &error);
+  if (buf == NULL) {
+    ol_graph_fail (g, error);
+    return NULL;
+  }
+  g_ptr_array_add (g->scratch, buf);
+  return buf;
 }

@@ -53,4 +53,9 @@ OL_API gboolean ol_graph_dispatch (OlGraph *g, const char *label, const char *sh
                                    const void *push, guint push_size,
                                    guint32 groups_x, guint32 groups_y, guint32 groups_z);
 
+/* A device buffer of size bytes owned by the graph until its next ol_graph_begin or ol_graph_free, for
+ * intermediate results an op passes between its own dispatches (split-K partials); NULL with a sticky
+ * error if it cannot be allocated. */
+OL_API OlBuffer *ol_graph_scratch (OlGraph *g, guint64 size);
+
 G_END_DECLS

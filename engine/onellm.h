@@ -12,3 +12,8 @@
 #include "npy.h"
 #include "preprocess.h"
 #include "tokenizer.h"
+#include "sampler.h"
+#include "prompt.h"
+#include "model.h"
+#include "encoder.h"
+#include "session.h"

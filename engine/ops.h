@@ -34,12 +34,13 @@ OL_API gboolean ol_op_rms_norm (OlGraph *g, const OlTensor *y, const OlTensor *x
 OL_API gboolean ol_op_layer_norm (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *w,
                                   const OlTensor *b, float eps);
 
-/* Row softmax of scale · x, numerically stable (max subtracted). */
+/* Row softmax of scale · x, numerically stable (max subtracted); a row needs one finite element. */
 OL_API gboolean ol_op_softmax (OlGraph *g, const OlTensor *y, const OlTensor *x, float scale);
 
 /* RoPE in LLaMA's interleaved-pair layout: x is [n_heads·head_dim, T(, B)]; in every head the pair
  * (2i, 2i+1) of row t turns by pos[t] · theta^(−2i/head_dim), angles computed in F32. pos is an I32
- * tensor of T positions read on the device, so one recording serves every decode step. */
+ * tensor of T positions read on the device, so one recording serves every decode step; row t of every
+ * batch uses pos[t]. y may be x. Angles stay accurate for |pos| < 2^15 (reduced to [−π, π] on the device). */
 OL_API gboolean ol_op_rope (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *pos,
                             guint n_heads, float theta);
 
@@ -70,7 +71,8 @@ OL_API gboolean ol_op_group_max (OlGraph *g, const OlTensor *y, const OlTensor *
 OL_API gboolean ol_op_mean_frames (OlGraph *g, const OlTensor *y, const OlTensor *x);
 
 /* Copy with conversion between F32 and F16 (either way, or same type); same element count, any shapes
- * (the data is read and written in order). Concatenation is copies into row views. */
+ * (the data is read and written in order). Concatenation is copies into row views; F16 views may start at
+ * any element (neighbouring elements that share a 32-bit word are kept). y must not overlap x. */
 OL_API gboolean ol_op_copy (OlGraph *g, const OlTensor *y, const OlTensor *x);
 
 /* 2-D transpose of each matrix: x [A, B(, C)] → y [B, A(, C)], F32. */
@@ -78,11 +80,13 @@ OL_API gboolean ol_op_transpose (OlGraph *g, const OlTensor *y, const OlTensor *
 
 /* Row gather: y[:, i] = dequant(w[:, ids[i]]) for an I32 tensor of ids (embedding lookup); w in any
  * weight type, y F32. An id outside [0, rows of w) gives a zero row (ids come from device buffers, so
- * they cannot be checked when recording). */
+ * they cannot be checked when recording). A table beyond the device's storage range is read in row chunks. */
 OL_API gboolean ol_op_get_rows (OlGraph *g, const OlTensor *y, const OlTensor *w, const OlTensor *ids);
 
 /* Row scatter: dst[:, rows[i]] = x[:, i] (F32 x into an F32 or F16 dst — the KV-cache write, rows being
- * the positions tensor); a row index outside dst is skipped. */
+ * the positions tensor); a row index outside dst is skipped, and for a repeated index one of the rows
+ * wins. An F16 dst is written in 32-bit words, so it needs an even row length and a 4-byte aligned
+ * offset (true of any KV cache). */
 OL_API gboolean ol_op_set_rows (OlGraph *g, const OlTensor *dst, const OlTensor *x, const OlTensor *rows);
 
 /* y[i] = index of the largest element of row i of x (the lowest on ties), I32. */

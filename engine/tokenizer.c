@@ -1,4 +1,4 @@
-/* SentencePiece BPE: vocabulary loading (tokenizer.model protobuf or GGUF arrays), encode, decode, streaming decode. */
+/* SentencePiece BPE: the vocabulary (tokenizer.model or GGUF arrays), encode, decode, streaming decode. */
 #include "tokenizer.h"
 
 #include <string.h>
@@ -160,11 +160,13 @@ tokenizer_build (const VocabEntry *v, gsize n, const VocabSpec *spec, const char
   gsize total = 0;
   for (gsize i = 0; i < n; i++) {
     if (v[i].len == 0) {
-      g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s: piece %" G_GSIZE_FORMAT " is empty", origin, i);
+      g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE,
+                   "%s: piece %" G_GSIZE_FORMAT " is empty", origin, i);
       return NULL;
     }
     if (v[i].type < OL_PIECE_NORMAL || v[i].type > OL_PIECE_BYTE) {
-      g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s: piece %" G_GSIZE_FORMAT " has the invalid type %"
+      g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE,
+                   "%s: piece %" G_GSIZE_FORMAT " has the invalid type %"
                    G_GINT64_FORMAT, origin, i, v[i].type);
       return NULL;
     }
@@ -218,7 +220,8 @@ tokenizer_build (const VocabEntry *v, gsize n, const VocabSpec *spec, const char
       tok->max_user_len = MAX (tok->max_user_len, v[i].len);
     if (v[i].type == OL_PIECE_UNKNOWN) {
       if (tok->unk >= 0) {
-        g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s: pieces %d and %" G_GSIZE_FORMAT " are both the "
+        g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE,
+                     "%s: pieces %d and %" G_GSIZE_FORMAT " are both the "
                      "unknown piece", origin, tok->unk, i);
         goto fail;
       }
@@ -227,12 +230,14 @@ tokenizer_build (const VocabEntry *v, gsize n, const VocabSpec *spec, const char
     if (v[i].type == OL_PIECE_BYTE) {
       int b = piece_to_byte (v[i].piece, v[i].len);
       if (!spec->byte_fallback) {
-        g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s: piece %" G_GSIZE_FORMAT " is a byte piece but "
+        g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE,
+                     "%s: piece %" G_GSIZE_FORMAT " is a byte piece but "
                      "byte fallback is off", origin, i);
         goto fail;
       }
       if (b < 0) {
-        g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s: byte piece %" G_GSIZE_FORMAT " is not spelled "
+        g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE,
+                     "%s: byte piece %" G_GSIZE_FORMAT " is not spelled "
                      "<0xXX>", origin, i);
         goto fail;
       }
@@ -246,7 +251,8 @@ tokenizer_build (const VocabEntry *v, gsize n, const VocabSpec *spec, const char
   if (spec->byte_fallback) {
     for (int b = 0; b < 256; b++) {
       if (tok->byte_id[b] < 0) {
-        g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s: byte fallback is on but the byte piece <0x%02X> "
+        g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE,
+                     "%s: byte fallback is on but the byte piece <0x%02X> "
                      "is missing", origin, b);
         goto fail;
       }
@@ -446,7 +452,8 @@ parse_piece (Pb *pb, VocabEntry *e, GError **error)
         return FALSE;
       if (pb->end - pb->p < 4)
         return pb_fail (pb, error, "truncated score");
-      bits = (guint32) pb->p[0] | (guint32) pb->p[1] << 8 | (guint32) pb->p[2] << 16 | (guint32) pb->p[3] << 24;
+      bits = (guint32) pb->p[0] | (guint32) pb->p[1] << 8 | (guint32) pb->p[2] << 16 |
+             (guint32) pb->p[3] << 24;
       memcpy (&e->score, &bits, 4);
       pb->p += 4;
     } else if (field == 3) {
@@ -576,11 +583,13 @@ parse_model (const guint8 *data, gsize size, const char *path, GError **error)
   }
 
   if (pieces->len == 0) {
-    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "%s: not a valid SentencePiece model: no pieces", path);
+    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE,
+                 "%s: not a valid SentencePiece model: no pieces", path);
     return NULL;
   }
   if (model_type != 2) {
-    g_set_error (error, OL_ERROR, OL_ERROR_UNSUPPORTED, "%s: the SentencePiece model type is %s; only BPE models "
+    g_set_error (error, OL_ERROR, OL_ERROR_UNSUPPORTED,
+                 "%s: the SentencePiece model type is %s; only BPE models "
                  "are supported", path, model_type == 1 ? "unigram" : model_type == 3 ? "word" :
                  model_type == 4 ? "char" : "unknown");
     return NULL;
@@ -615,8 +624,8 @@ ol_tokenizer_new_from_file (const char *path, GError **error)
     g_set_error (error, OL_ERROR, OL_ERROR_IO, "%s", err->message);
     return NULL;
   }
-  OlTokenizer *tok = parse_model ((const guint8 *) g_mapped_file_get_contents (mf), g_mapped_file_get_length (mf),
-                                  path, error);
+  OlTokenizer *tok = parse_model ((const guint8 *) g_mapped_file_get_contents (mf),
+                                  g_mapped_file_get_length (mf), path, error);
   g_mapped_file_unref (mf);
   return tok;
 }
@@ -626,7 +635,8 @@ ol_tokenizer_set_special_ids (OlTokenizer *tok, gint32 bos, gint32 eos, GError *
 {
   g_return_val_if_fail (tok != NULL, FALSE);
   if (bos < -1 || bos >= (gint64) tok->n || eos < -1 || eos >= (gint64) tok->n) {
-    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "BOS id %d or EOS id %d is outside the vocabulary of %"
+    g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE,
+                 "BOS id %d or EOS id %d is outside the vocabulary of %"
                  G_GSIZE_FORMAT " pieces", bos, eos, tok->n);
     return FALSE;
   }

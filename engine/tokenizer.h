@@ -1,8 +1,9 @@
-/* SentencePiece BPE tokenizer (the LLaMA vocabulary): encode and decode exactly as sentencepiece 0.1.97 does. */
+/* SentencePiece BPE tokenizer (the LLaMA vocabulary): encode and decode as sentencepiece 0.1.97 does. */
 #pragma once
 
 #include <glib.h>
 #include "error.h"
+#include "gguf.h"
 
 G_BEGIN_DECLS
 
@@ -36,6 +37,13 @@ OL_API OlTokenizer *ol_tokenizer_new_from_data (const guint8 *data, gsize size, 
  * OL_ERROR_CORRUPT_FILE, since it always comes from a model file. */
 OL_API OlTokenizer *ol_tokenizer_new_from_vocab (const char *const *pieces, const float *scores,
                                                  const gint32 *types, gsize n, GError **error);
+/* The vocabulary of a GGUF model file (docs/model-format.md): tokenizer.ggml.tokens, .scores and
+ * .token_type as for ol_tokenizer_new_from_vocab, then the optional .bos_token_id, .eos_token_id,
+ * .unknown_token_id (u32; the unknown one must be the piece of type UNKNOWN), .add_space_prefix
+ * (default true) and .remove_extra_whitespaces (default false). A .model other than "llama" gives
+ * OL_ERROR_UNSUPPORTED; missing, mistyped or inconsistent keys OL_ERROR_CORRUPT_FILE. The result does
+ * not refer to the file. */
+OL_API OlTokenizer *ol_tokenizer_new_from_gguf (const OlGguf *gguf, GError **error);
 OL_API void ol_tokenizer_free (OlTokenizer *tok);
 
 /* Overrides for what a GGUF file states explicitly (tokenizer.ggml.bos_token_id, eos_token_id,

@@ -3,12 +3,24 @@
 #include "config.h"
 #endif
 
-#include <gst/gst.h>
+#include "gstonellmelements.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)
 {
-  return TRUE;
+  gboolean ok = TRUE;
+  ok &= GST_ELEMENT_REGISTER (onellmimagetok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmvideotok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmaudiotok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmdepthtok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmnormaltok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmpointtok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmimutok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmfmritok, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmencoder, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmcaption, plugin);
+  ok &= GST_ELEMENT_REGISTER (onellmcaptionsink, plugin);
+  return ok;
 }
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, onellm,

@@ -1,8 +1,13 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias[N]) (+ Y when accumulating), X/Y/bias F32, W in any weight type.
-// MATVEC: for M <= 8 (decode), one workgroup per output column streams its weight row once.
-// Otherwise: 64×64 output tiles through shared memory, 4×4 outputs per invocation.
+// MATVEC: for M <= 8 (decode), each workgroup streams ROWS weight rows once for all rows of X.
+// Otherwise: 64×64 output tiles through shared memory, 8×8 outputs per invocation.
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#if defined(SUBGROUP)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 
 layout(push_constant) uniform Params {
     uint M, N, K;
@@ -16,9 +21,11 @@ layout(push_constant) uniform Params {
 
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer W { uint w[]; };
+layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
 layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 
+#define W_CHUNKS
 #include "types.glsl"
 
 float finish (uint m, uint n, float acc)
@@ -32,48 +39,120 @@ float finish (uint m, uint n, float acc)
 
 #if defined(MATVEC)
 
-#define WG 128
-#define MAX_M 8
-layout(local_size_x = WG) in;
+// One workgroup computes ROWS outputs for every row of X: its invocations split K, each streaming
+// whole chunks (types.glsl) of the ROWS weight rows and reusing each load for all MV rows of X, then
+// the partial sums are reduced across the workgroup. VEC: rows of W are 16-byte aligned and rows of X
+// start at a multiple of 4 floats, so chunks and vec4 loads apply; otherwise elements are read in 4s.
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ROWS = 1;
+layout(constant_id = 2) const uint MV = 1;       // = p.M
+layout(constant_id = 3) const bool VEC = false;
 
-shared float red[MAX_M][WG];
+layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
+
+// SUBGROUP: one partial sum per subgroup; otherwise one per invocation (the workgroup size is a power of 2).
+shared float red[ROWS * MV][gl_WorkGroupSize.x];
 
 void main ()
 {
-    uint n = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
-    if (n >= p.N)
-        return;
+    const uint WG = gl_WorkGroupSize.x;
     uint t = gl_LocalInvocationID.x;
-    uint row = p.w_addr + n * p.row_stride;
-    float acc[MAX_M];
-    for (uint m = 0u; m < MAX_M; m++)
-        acc[m] = 0.0;
-    uint k4 = p.K & ~3u;
-    for (uint k = t * 4u; k < k4; k += WG * 4u) {
-        vec4 wv = w_load4 (row, k);
-        for (uint m = 0u; m < p.M; m++) {
-            uint xi = p.ox + m * p.K + k;
-            acc[m] += dot (wv, vec4 (x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]));
+    uint n0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * ROWS;
+    if (n0 >= p.N)
+        return;
+    // Rows past N repeat the last row, so the loops stay uniform; their results are not stored.
+    uint row[ROWS];
+    [[unroll]] for (uint r = 0u; r < ROWS; r++)
+        row[r] = p.w_addr + min (n0 + r, p.N - 1u) * p.row_stride;
+    float acc[ROWS * MV];
+    [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+        acc[j] = 0.0;
+
+    if (VEC) {
+        uint xq = p.ox >> 2, kq = p.K >> 2;
+        for (uint c = t; c < p.K / W_CHUNK; c += WG) {
+            // This chunk of every row of X, loaded once for all ROWS weight rows.
+            vec4 xv[W_CHUNK / 4u * MV];
+            float zero[MV];
+            [[unroll]] for (uint m = 0u; m < MV; m++) {
+                vec4 sum = vec4 (0.0);
+                [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++) {
+                    xv[m * (W_CHUNK / 4u) + q] = x4[xq + m * kq + c * (W_CHUNK / 4u) + q];
+                    sum += xv[m * (W_CHUNK / 4u) + q];
+                }
+                zero[m] = W_CHUNK_ZERO != 0.0 ? W_CHUNK_ZERO * dot (sum, vec4 (1.0)) : 0.0;
+            }
+            [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                WChunk ch = w_chunk (row[r], c);
+                [[unroll]] for (uint m = 0u; m < MV; m++) {
+                    float s = -zero[m];
+                    [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++)
+                        s += dot (w_chunk_quad (ch, q), xv[m * (W_CHUNK / 4u) + q]);
+                    acc[r * MV + m] += ch.d * s;
+                }
+            }
         }
-    }
+    } else {
+        uint k4 = p.K & ~3u;
+        for (uint k = t * 4u; k < k4; k += WG * 4u) {
+            [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                vec4 wv = w_load4 (row[r], k);
+                [[unroll]] for (uint m = 0u; m < MV; m++) {
+                    uint xi = p.ox + m * p.K + k;
+                    acc[r * MV + m] += dot (wv, vec4 (x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]));
+                }
+            }
+        }
 #if defined(W_FLOAT)
-    for (uint k = k4 + t; k < p.K; k += WG) {
-        float wv = w_load1 (row, k);
-        for (uint m = 0u; m < p.M; m++)
-            acc[m] += wv * x[p.ox + m * p.K + k];
-    }
+        for (uint k = k4 + t; k < p.K; k += WG) {
+            [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                float wv = w_load1 (row[r], k);
+                [[unroll]] for (uint m = 0u; m < MV; m++)
+                    acc[r * MV + m] += wv * x[p.ox + m * p.K + k];
+            }
+        }
 #endif
-    for (uint m = 0u; m < p.M; m++)
-        red[m][t] = acc[m];
+    }
+
+    uint nr = min (ROWS, p.N - n0);
+#if defined(SUBGROUP)
+    [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+        acc[j] = subgroupAdd (acc[j]);
+    if (gl_NumSubgroups == 1u) {
+        // One subgroup: no shared memory and no barrier (costly on CPU drivers).
+        if (t == 0u)
+            [[unroll]] for (uint r = 0u; r < ROWS; r++)
+                if (r < nr)
+                    [[unroll]] for (uint m = 0u; m < MV; m++)
+                        y[p.oy + m * p.ldy + n0 + r] = finish (m, n0 + r, acc[r * MV + m]);
+        return;
+    }
+    if (gl_SubgroupInvocationID == 0u)
+        [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+            red[j][gl_SubgroupID] = acc[j];
     barrier ();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (t < s)
-            for (uint m = 0u; m < p.M; m++)
-                red[m][t] += red[m][t + s];
+    if (t < nr * MV) {
+        float v = 0.0;
+        for (uint i = 0u; i < gl_NumSubgroups; i++)
+            v += red[t][i];
+        uint r = t / MV, m = t % MV;
+        y[p.oy + m * p.ldy + n0 + r] = finish (m, n0 + r, v);
+    }
+#else
+    [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+        red[j][t] = acc[j];
+    barrier ();
+    for (uint h = WG / 2u; h > 0u; h >>= 1) {
+        if (t < h)
+            [[unroll]] for (uint j = 0u; j < ROWS * MV; j++)
+                red[j][t] += red[j][t + h];
         barrier ();
     }
-    if (t < p.M)
-        y[p.oy + t * p.ldy + n] = finish (t, n, red[t][0]);
+    if (t < nr * MV) {
+        uint r = t / MV, m = t % MV;
+        y[p.oy + m * p.ldy + n0 + r] = finish (m, n0 + r, red[t][0]);
+    }
+#endif
 }
 
 #else
@@ -81,64 +160,78 @@ void main ()
 #define BM 64
 #define BN 64
 #define BK 16
-layout(local_size_x = 256) in;
+#define TM 8    // outputs per invocation: TM rows of X by TN rows of W
+#define TN 8
+// 64 invocations of 8×8 outputs: each value read from shared memory feeds 8 multiply-adds, which
+// matters most on CPU drivers, where every shared-memory access is a per-lane load.
+layout(local_size_x = (BM / TM) * (BN / TN)) in;
 
-shared float xs[BK][BM + 1];
-shared float ws[BK][BN + 1];
+shared float xs[BK][BM];
+shared float ws[BK][BN];
 
 void main ()
 {
     uint t = gl_LocalInvocationID.x;
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
-    uint tm = (t / 16u) * 4u, tn = (t % 16u) * 4u;
-    float acc[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
+    uint tm = (t / (BN / TN)) * TM, tn = (t % (BN / TN)) * TN;
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++)
             acc[i][j] = 0.0;
 
-    // Each invocation loads 4 consecutive k of one row of the X tile and of the W tile.
-    uint lr = t / 4u, lk = (t % 4u) * 4u;
+    // Invocation t loads BK consecutive k of row t of the X tile and of the W tile.
+    uint m = m0 + t, n = n0 + t;
+    uint row = p.w_addr + min (n, p.N - 1u) * p.row_stride;
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
-        uint k = k0 + lk;
-        uint m = m0 + lr;
-        for (uint j = 0u; j < 4u; j++)
-            xs[lk + j][lr] = (m < p.M && k + j < p.K) ? x[p.ox + m * p.K + k + j] : 0.0;
-        uint n = n0 + lr;
-        vec4 wv = vec4 (0.0);
-        if (n < p.N) {
-            uint row = p.w_addr + n * p.row_stride;
+        [[unroll]] for (uint j = 0u; j < BK; j += 4u) {
+            uint k = k0 + j;
+            vec4 xv = vec4 (0.0), wv = vec4 (0.0);
             if (k + 3u < p.K) {
-                wv = w_load4 (row, k);
-            }
+                if (m < p.M) {
+                    uint xi = p.ox + m * p.K + k;
+                    xv = vec4 (x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]);
+                }
+                if (n < p.N)
+                    wv = w_load4 (row, k);
+            } else {
+                // The tail of K (float types only: Q rows are whole blocks of 32).
+                [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                    if (k + i < p.K) {
+                        if (m < p.M)
+                            xv[i] = x[p.ox + m * p.K + k + i];
 #if defined(W_FLOAT)
-            else {
-                for (uint j = 0u; j < 4u; j++)
-                    if (k + j < p.K)
-                        wv[j] = w_load1 (row, k + j);
-            }
+                        if (n < p.N)
+                            wv[i] = w_load1 (row, k + i);
 #endif
+                    }
+                }
+            }
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                xs[j + i][t] = xv[i];
+                ws[j + i][t] = wv[i];
+            }
         }
-        for (uint j = 0u; j < 4u; j++)
-            ws[lk + j][lr] = wv[j];
         barrier ();
         for (uint kk = 0u; kk < BK; kk++) {
-            vec4 a = vec4 (xs[kk][tm], xs[kk][tm + 1u], xs[kk][tm + 2u], xs[kk][tm + 3u]);
-            vec4 b = vec4 (ws[kk][tn], ws[kk][tn + 1u], ws[kk][tn + 2u], ws[kk][tn + 3u]);
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
+            float a[TM], b[TN];
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                a[i] = xs[kk][tm + i];
+            [[unroll]] for (uint j = 0u; j < TN; j++)
+                b[j] = ws[kk][tn + j];
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                [[unroll]] for (uint j = 0u; j < TN; j++)
                     acc[i][j] += a[i] * b[j];
         }
         barrier ();
     }
-    for (uint i = 0u; i < 4u; i++) {
-        uint m = m0 + tm + i;
-        if (m >= p.M)
-            continue;
-        for (uint j = 0u; j < 4u; j++) {
-            uint n = n0 + tn + j;
-            if (n < p.N)
-                y[p.oy + m * p.ldy + n] = finish (m, n, acc[i][j]);
-        }
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
+        uint mo = m0 + tm + i;
+        if (mo < p.M)
+            [[unroll]] for (uint j = 0u; j < TN; j++) {
+                uint no = n0 + tn + j;
+                if (no < p.N)
+                    y[p.oy + mo * p.ldy + no] = finish (mo, no, acc[i][j]);
+            }
     }
 }
 

@@ -1,6 +1,7 @@
 // Weight access for every tensor type: the one place in GLSL that knows the block layouts.
 // The including shader declares `uint w[]` (the weight binding as 32-bit words) before including,
 // and defines one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0. Byte addresses are relative to the binding.
+// With W_CHUNKS it also declares `uvec4 w4[]` on the same binding, for the chunk functions at the end.
 
 uint w_u16 (uint byte_addr)
 {
@@ -90,6 +91,83 @@ float w_load1 (uint row_addr, uint k)
     return w_f16 (w_u16 (row_addr + k * 2u));
 #else
     return uintBitsToFloat (w_u16 (row_addr + k * 2u) << 16);
+#endif
+}
+#endif
+
+#if defined(W_CHUNKS)
+// Chunks: W_CHUNK consecutive elements of a row fetched with as few loads as the layout allows, for
+// kernels that stream whole rows. Float types: one 16-byte load (the row must start 16-byte aligned).
+// Q types: one block from its 2-byte aligned start, as the 5 or 9 words that cover it, scale read once.
+#if defined(W_F32)
+const uint W_CHUNK = 4u;
+#elif defined(W_F16) || defined(W_BF16)
+const uint W_CHUNK = 8u;
+#else
+const uint W_CHUNK = 32u;
+#endif
+
+// w_chunk_quad returns the stored quants; the element is ch.d · (quant − W_CHUNK_ZERO). Leaving the
+// zero point out lets a dot product subtract W_CHUNK_ZERO · Σx once per chunk instead of per element.
+#if defined(W_Q4_0)
+const float W_CHUNK_ZERO = 8.0;
+#else
+const float W_CHUNK_ZERO = 0.0;
+#endif
+
+#if defined(W_FLOAT)
+struct WChunk {
+    uvec4 v;
+    float d;        // scale of the values w_chunk_quad returns: 1 for float types
+};
+#else
+struct WChunk {
+    uint v[W_CHUNK / 4u];   // the block's quants, 4 bytes per word, in element order
+    float d;
+};
+#endif
+
+// Chunk c of the row that starts at byte row_addr.
+WChunk w_chunk (uint row_addr, uint c)
+{
+    WChunk ch;
+#if defined(W_FLOAT)
+    ch.v = w4[(row_addr >> 4) + c];
+    ch.d = 1.0;
+#else
+    // The block starts at byte 0 or 2 of word i; its quants start 2 bytes later.
+    uint a = row_addr + c * W_BLOCK_BYTES;
+    uint i = a >> 2;
+    bool odd = (a & 2u) != 0u;
+    uint prev = w[i];
+    ch.d = w_f16 (odd ? prev >> 16 : prev & 0xffffu);
+    [[unroll]] for (uint j = 0u; j < W_CHUNK / 4u; j++) {
+        uint next = w[i + j + 1u];
+        ch.v[j] = odd ? next : (prev >> 16) | (next << 16);
+        prev = next;
+    }
+#endif
+    return ch;
+}
+
+// Quants (or values) of elements 4q..4q+3 of a chunk.
+vec4 w_chunk_quad (WChunk ch, uint q)
+{
+#if defined(W_F32)
+    return uintBitsToFloat (ch.v);
+#elif defined(W_F16)
+    return vec4 (unpackHalf2x16 (ch.v[q * 2u]), unpackHalf2x16 (ch.v[q * 2u + 1u]));
+#elif defined(W_BF16)
+    uint lo = ch.v[q * 2u], hi = ch.v[q * 2u + 1u];
+    return vec4 (uintBitsToFloat (lo << 16), uintBitsToFloat (lo & 0xffff0000u),
+                 uintBitsToFloat (hi << 16), uintBitsToFloat (hi & 0xffff0000u));
+#elif defined(W_Q8_0)
+    uint v = ch.v[q];
+    return vec4 (ivec4 (int (v << 24) >> 24, int (v << 16) >> 24, int (v << 8) >> 24, int (v) >> 24));
+#elif defined(W_Q4_0)
+    // Elements 0-15 are the low nibbles of the 16 bytes, 16-31 the high nibbles.
+    uint v = (ch.v[q & 3u] >> ((q & 4u) != 0u ? 4u : 0u)) & 0x0f0f0f0fu;
+    return vec4 (float (v & 0xffu), float ((v >> 8) & 0xffu), float ((v >> 16) & 0xffu), float (v >> 24));
 #endif
 }
 #endif

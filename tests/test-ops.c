@@ -147,7 +147,8 @@ test_matmul_float (void)
 {
   const OlType types[] = { OL_TYPE_F32, OL_TYPE_F16, OL_TYPE_BF16 };
   const gint64 shapes[][3] = { { 1, 1, 1 }, { 1, 7, 33 }, { 7, 33, 7 }, { 8, 1031, 65 }, { 9, 33, 1031 },
-                               { 33, 7, 1 }, { 70, 130, 67 }, { 257, 65, 130 } };
+                               { 33, 7, 1 }, { 70, 130, 67 }, { 257, 65, 130 }, { 1031, 70, 45 },
+                               { 1, 1031, 520 } };
   for (guint t = 0; t < G_N_ELEMENTS (types); t++)
     for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
       check_matmul (types[t], shapes[s][0], shapes[s][1], shapes[s][2], s % 2 == 0, s % 3 == 0);
@@ -158,7 +159,7 @@ test_matmul_quant (void)
 {
   const OlType types[] = { OL_TYPE_Q8_0, OL_TYPE_Q4_0 };
   const gint64 shapes[][3] = { { 1, 1, 32 }, { 1, 7, 96 }, { 3, 33, 1056 }, { 8, 1031, 64 }, { 9, 33, 160 },
-                               { 70, 130, 96 }, { 257, 65, 64 } };
+                               { 70, 130, 96 }, { 257, 65, 64 }, { 1000, 67, 96 }, { 1, 1031, 256 } };
   for (guint t = 0; t < G_N_ELEMENTS (types); t++)
     for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
       check_matmul (types[t], shapes[s][0], shapes[s][1], shapes[s][2], s % 2 == 1, s % 3 == 1);
@@ -189,6 +190,12 @@ test_shape_errors (void)
   ol_tensor_free (tx);
   ol_tensor_free (tw);
   ol_tensor_free (ty);
+
+  /* A quantized weight holds whole blocks of 32, so a matmul over any other K cannot be set up. */
+  g_clear_error (&error);
+  gint64 ne[2] = { 48, 3 };
+  g_assert_null (ol_tensor_new (ref_device (), OL_TYPE_Q4_0, 2, ne, OL_MEMORY_DEVICE, &error));
+  g_assert_error (error, OL_ERROR, OL_ERROR_INVALID_ARGUMENT);
 }
 
 /* One recording run many times gives the same result (decode reuses recorded work). */

@@ -1,6 +1,7 @@
-/* Tokenizer: sentencepiece goldens (LLaMA-2 and a small model), streaming decode, vocabularies, corrupt files, fuzzing. */
+/* Tokenizer: sentencepiece goldens, streaming decode, vocabularies, GGUF keys, corrupt files, fuzzing. */
 #include "onellm.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #define LLAMA_MODEL OL_SHARED_DATA "/llama2-tokenizer.model"
@@ -160,7 +161,8 @@ check_stream (OlDetokenizer *det, const OlTokenizer *tok, const gint32 *ids, gsi
   GString *got = g_string_new (NULL);
   for (gsize i = 0; i <= n; i++) {
     gsize len;
-    g_autofree char *chunk = i < n ? ol_detokenizer_push (det, ids[i], &len) : ol_detokenizer_flush (det, &len);
+    g_autofree char *chunk = i < n ? ol_detokenizer_push (det, ids[i], &len)
+                                   : ol_detokenizer_flush (det, &len);
     g_assert_true (valid_utf8 (chunk, len));
     g_string_append_len (got, chunk, len);
   }
@@ -408,6 +410,144 @@ test_vocab_errors (void)
   ol_tokenizer_free (tok);
 }
 
+/* ---- vocabularies in GGUF files ---- */
+
+typedef struct {
+  const char *key;   /* NULL: the converter's keys as they are */
+  OlGgufType type;   /* OL_GGUF_TYPE_ARRAY: the key is left out */
+  gint64 value;
+  const char *str;
+} GgufTweak;
+
+static gboolean
+keeps (const GgufTweak *tweak, const char *key)
+{
+  return tweak->key == NULL || tweak->type != OL_GGUF_TYPE_ARRAY || strcmp (tweak->key, key) != 0;
+}
+
+/* A GGUF file holding LLaMA's vocabulary under the keys onellm-convert.py writes, with one key changed
+ * or left out, read back by ol_tokenizer_new_from_gguf. */
+static OlTokenizer *
+tokenizer_from_gguf (const char *dir, const GgufTweak *tweak, GError **error)
+{
+  gsize n = ol_tokenizer_n_vocab (llama);
+  g_autofree const char **pieces = g_new (const char *, n);
+  g_autofree float *scores = g_new (float, n);
+  g_autofree gint32 *types = g_new (gint32, n);
+  for (gsize i = 0; i < n; i++) {
+    pieces[i] = ol_tokenizer_piece (llama, (gint32) i);
+    scores[i] = ol_tokenizer_piece_score (llama, (gint32) i);
+    types[i] = ol_tokenizer_piece_type (llama, (gint32) i);
+  }
+  const char *u32_keys[] = { "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                             "tokenizer.ggml.unknown_token_id" };
+  const guint32 u32_values[] = { 1, 2, 0 };
+  g_autoptr (OlGgufWriter) w = ol_gguf_writer_new ();
+  ol_gguf_writer_set_string (w, "tokenizer.ggml.model", "llama");
+  if (keeps (tweak, "tokenizer.ggml.tokens"))
+    ol_gguf_writer_set_string_array (w, "tokenizer.ggml.tokens", pieces, n);
+  ol_gguf_writer_set_array (w, "tokenizer.ggml.scores", OL_GGUF_TYPE_FLOAT32, scores, n);
+  ol_gguf_writer_set_array (w, "tokenizer.ggml.token_type", OL_GGUF_TYPE_INT32, types, n);
+  for (guint i = 0; i < G_N_ELEMENTS (u32_keys); i++)
+    if (keeps (tweak, u32_keys[i]))
+      ol_gguf_writer_set_u32 (w, u32_keys[i], u32_values[i]);
+  ol_gguf_writer_set_bool (w, "tokenizer.ggml.add_bos_token", TRUE);
+  ol_gguf_writer_set_bool (w, "tokenizer.ggml.add_eos_token", FALSE);
+  if (keeps (tweak, "tokenizer.ggml.add_space_prefix"))
+    ol_gguf_writer_set_bool (w, "tokenizer.ggml.add_space_prefix", TRUE);
+  if (tweak->key != NULL) {
+    switch (tweak->type) {
+    case OL_GGUF_TYPE_UINT32: ol_gguf_writer_set_u32 (w, tweak->key, (guint32) tweak->value); break;
+    case OL_GGUF_TYPE_INT32: ol_gguf_writer_set_i32 (w, tweak->key, (gint32) tweak->value); break;
+    case OL_GGUF_TYPE_BOOL: ol_gguf_writer_set_bool (w, tweak->key, (gboolean) tweak->value); break;
+    case OL_GGUF_TYPE_STRING: ol_gguf_writer_set_string (w, tweak->key, tweak->str); break;
+    case OL_GGUF_TYPE_FLOAT32:
+      ol_gguf_writer_set_array (w, tweak->key, tweak->type, scores, tweak->value);
+      break;
+    case OL_GGUF_TYPE_ARRAY: break;
+    default: g_assert_not_reached ();
+    }
+  }
+  g_autofree char *path = g_build_filename (dir, "vocab.gguf", NULL);
+  g_autoptr (GError) write_error = NULL;
+  g_assert_true (ol_gguf_writer_write (w, path, &write_error));
+  g_assert_no_error (write_error);
+  g_autoptr (OlGguf) gguf = ol_gguf_open (path, &write_error);
+  g_assert_no_error (write_error);
+  return ol_tokenizer_new_from_gguf (gguf, error);
+}
+
+static void
+test_from_gguf (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("test-tokenizer-XXXXXX", NULL);
+  g_assert_nonnull (dir);
+  g_autoptr (GError) error = NULL;
+
+  const GgufTweak as_written = { NULL, 0, 0, NULL };
+  OlTokenizer *tok = tokenizer_from_gguf (dir, &as_written, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (ol_tokenizer_n_vocab (tok), ==, 32000);
+  g_assert_cmpint (ol_tokenizer_bos (tok), ==, 1);
+  g_assert_cmpint (ol_tokenizer_eos (tok), ==, 2);
+  check_encode_goldens (tok, OL_SHARED_DATA "/tokenizer-golden.tsv");
+  check_decode_goldens (tok, OL_TEST_DATA "/tokenizer-llama-decode.tsv");
+  ol_tokenizer_free (tok);
+
+  /* optional keys: absent ones take LLaMA's values, present ones are obeyed */
+  const GgufTweak no_ids = { "tokenizer.ggml.bos_token_id", OL_GGUF_TYPE_ARRAY, 0, NULL };
+  tok = tokenizer_from_gguf (dir, &no_ids, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ol_tokenizer_bos (tok), ==, 1);
+  ol_tokenizer_free (tok);
+  const GgufTweak eos = { "tokenizer.ggml.eos_token_id", OL_GGUF_TYPE_UINT32, 13, NULL };
+  tok = tokenizer_from_gguf (dir, &eos, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ol_tokenizer_eos (tok), ==, 13);
+  ol_tokenizer_free (tok);
+  const GgufTweak no_prefix = { "tokenizer.ggml.add_space_prefix", OL_GGUF_TYPE_BOOL, FALSE, NULL };
+  const GgufTweak collapse = { "tokenizer.ggml.remove_extra_whitespaces", OL_GGUF_TYPE_BOOL, TRUE, NULL };
+  const GgufTweak default_prefix = { "tokenizer.ggml.add_space_prefix", OL_GGUF_TYPE_ARRAY, 0, NULL };
+  const struct { const GgufTweak *tweak; const char *ids; } normalizers[] = {
+    { &as_written, "1 15043 29871 3186" }, { &no_prefix, "1 10994 29871 3186" },
+    { &collapse, "1 15043 3186" }, { &default_prefix, "1 15043 29871 3186" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (normalizers); i++) {
+    tok = tokenizer_from_gguf (dir, normalizers[i].tweak, &error);
+    g_assert_no_error (error);
+    gsize n;
+    g_autofree gint32 *ids = ol_tokenizer_encode (tok, "Hello  world", -1, TRUE, FALSE, &n);
+    g_autofree char *s = ids_str (ids, n);
+    g_assert_cmpstr (s, ==, normalizers[i].ids);
+    ol_tokenizer_free (tok);
+  }
+
+  const struct { GgufTweak tweak; gint code; const char *fragment; } bad[] = {
+    { { "tokenizer.ggml.model", OL_GGUF_TYPE_STRING, 0, "gpt2" }, OL_ERROR_UNSUPPORTED, "'gpt2'" },
+    { { "tokenizer.ggml.tokens", OL_GGUF_TYPE_ARRAY, 0, NULL }, OL_ERROR_CORRUPT_FILE,
+      "missing key 'tokenizer.ggml.tokens'" },
+    { { "tokenizer.ggml.scores", OL_GGUF_TYPE_FLOAT32, 31999, NULL }, OL_ERROR_CORRUPT_FILE,
+      "differ in length" },
+    { { "tokenizer.ggml.bos_token_id", OL_GGUF_TYPE_UINT32, 32000, NULL }, OL_ERROR_CORRUPT_FILE,
+      "bos_token_id 32000 is outside" },
+    { { "tokenizer.ggml.eos_token_id", OL_GGUF_TYPE_INT32, 2, NULL }, OL_ERROR_CORRUPT_FILE, "eos_token_id" },
+    { { "tokenizer.ggml.unknown_token_id", OL_GGUF_TYPE_UINT32, 3, NULL }, OL_ERROR_CORRUPT_FILE,
+      "the unknown piece is 0" },
+    { { "tokenizer.ggml.add_space_prefix", OL_GGUF_TYPE_UINT32, 1, NULL }, OL_ERROR_CORRUPT_FILE,
+      "add_space_prefix" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_clear_error (&error);
+    g_assert_null (tokenizer_from_gguf (dir, &bad[i].tweak, &error));
+    g_assert_error (error, OL_ERROR, bad[i].code);
+    if (strstr (error->message, bad[i].fragment) == NULL)
+      g_error ("\"%s\" does not mention \"%s\"", error->message, bad[i].fragment);
+  }
+  g_autofree char *path = g_build_filename (dir, "vocab.gguf", NULL);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 /* ---- corrupt files ---- */
 
 static void
@@ -443,7 +583,8 @@ put_piece (GByteArray *b, const char *piece, guint type)
 /* A minimal model: 3 special pieces and "a", trainer_spec with the given model type and extra bytes,
  * normalizer_spec with the given bytes. */
 static GByteArray *
-minimal_model (guint model_type, const guint8 *trainer_extra, gsize trainer_len, const guint8 *norm, gsize norm_len)
+minimal_model (guint model_type, const guint8 *trainer_extra, gsize trainer_len, const guint8 *norm,
+               gsize norm_len)
 {
   GByteArray *b = g_byte_array_new ();
   put_piece (b, "<unk>", 2);
@@ -736,6 +877,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tokenizer/stream-holdback", test_stream_holdback);
   g_test_add_func ("/tokenizer/from-vocab", test_from_vocab);
   g_test_add_func ("/tokenizer/vocab-errors", test_vocab_errors);
+  g_test_add_func ("/tokenizer/from-gguf", test_from_gguf);
   g_test_add_func ("/tokenizer/corrupt-files", test_corrupt_files);
   g_test_add_func ("/tokenizer/damaged-files", test_damaged_files);
   g_test_add_func ("/tokenizer/fuzz-encode", test_fuzz_encode);

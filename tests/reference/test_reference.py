@@ -151,7 +151,8 @@ class Model(unittest.TestCase):
             for x in (self.inputs[m], other):
                 seq = self.model.upm_sequence(m, self.model.encode(m, x).clip_mean)
                 rows = self.model.routing_weights(m, seq)[:self.model.cfg.modality_tokens]
-                self.assertTrue(torch.equal(rows, self.model.constant_routing(m)), m)
+                # equal up to the summation order BLAS picks for a different number of rows
+                self.assertClose(rows, self.model.constant_routing(m), 1e-6, m)
 
     def test_upm_sees_the_clip_tokens_but_not_their_order(self):
         # No RoPE and no mask in the experts: the 30 kept rows attend to every CLIP token, in any order.

@@ -7,6 +7,12 @@
 static const CliCommand commands[] = {
   { "devices", "list Vulkan devices and describe the one the engine picks", cli_devices },
   { "info", "describe a GGUF model file: architecture, sizes, modalities, tensors", cli_info },
+  { "tokenize", "print the token ids of a text (BOS first) with a model's vocabulary", cli_tokenize },
+  { "detokenize", "print the text of token ids with a model's vocabulary", cli_detokenize },
+  { "encode", "one image, video, audio, point cloud, depth/normal map, IMU or fMRI input to its LLM input block",
+    cli_encode },
+  { "caption", "answer a question about one input (default: caption it), streaming the answer", cli_caption },
+  { "generate", "answer a text prompt with the language model alone, streaming the answer", cli_generate },
 };
 
 int
