@@ -389,6 +389,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=0, help="fixed number of steps instead of a time budget")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -410,7 +411,7 @@ def main(argv=None):
     budget = args.minutes * 60
     start = time.time()
     step, losses = 0, {m: [] for m in MODALITIES}
-    warmup = 100
+    warmup = args.warmup
     while True:
         elapsed = time.time() - start
         progress = step / args.steps if args.steps else elapsed / budget
