@@ -59,6 +59,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     with open(args.heldout) as f:
         cases = [c for c in json.load(f) if int(c["id"].rsplit("-", 1)[1]) < args.cases]
+    args.out = os.path.abspath(args.out)       # the test runs in another folder
     synth.write_heldout_files(args.out, cases)
     with open(os.path.join(args.out, "cases.tsv"), "w") as f:
         for c in cases:
