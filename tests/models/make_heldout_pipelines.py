@@ -48,7 +48,8 @@ def head(case, out):
     tok = "onellmdepthtok" if m == "rgbd" else "onellmnormaltok"
     if cfg["map_only"]:
         return f"appsrc name=map format=time ! {tok}", path
-    return f"appsrc name=map format=time ! {tok} name=t appsrc name=rgb format=time ! t.rgb", path
+    # the photo's branch first: the test appends the encoder and sink to the tokenizer
+    return f"appsrc name=rgb format=time ! t.rgb appsrc name=map format=time ! {tok} name=t", path
 
 
 def main(argv=None):
