@@ -88,6 +88,17 @@ ol_model_get_path (const OlModel *model)
   return model->path;
 }
 
+char *
+ol_model_default_path (void)
+{
+  const char *env = g_getenv ("ONELLM_MODEL");
+  if (env != NULL && *env != '\0')
+    return g_strdup (env);
+  if (g_file_test (OL_BUILD_MODEL, G_FILE_TEST_IS_REGULAR))
+    return g_strdup (OL_BUILD_MODEL);
+  return g_strdup (OL_INSTALLED_MODEL);
+}
+
 gboolean
 ol_model_has_modality (const OlModel *model, OlModality m)
 {

@@ -67,6 +67,10 @@ OL_API const OlModelInfo *ol_model_get_info (const OlModel *model);
 OL_API OlDevice *ol_model_get_device (const OlModel *model);
 OL_API OlTokenizer *ol_model_get_tokenizer (const OlModel *model);
 OL_API const char *ol_model_get_path (const OlModel *model);
+/* The model file used when none is named (the elements' unset "model", onellm-cli without --model):
+ * $ONELLM_MODEL if set, else models/onellm-default.gguf of the build tree if it exists (uninstalled
+ * programs), else the installed DATADIR/onellm/models/onellm-default.gguf. Free with g_free. */
+OL_API char *ol_model_default_path (void);
 OL_API gboolean ol_model_has_modality (const OlModel *model, OlModality m);
 /* A weight by its GGUF name, NULL if absent (for the forward passes and tools). */
 OL_API const OlTensor *ol_model_get_tensor (const OlModel *model, const char *name);

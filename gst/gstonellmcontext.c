@@ -85,17 +85,6 @@ gst_onellm_model_get_path (GstOnellmModel *model)
   return model->path;
 }
 
-char *
-gst_onellm_default_model_path (void)
-{
-  const char *env = g_getenv ("ONELLM_MODEL");
-  if (env != NULL && *env != '\0')
-    return g_strdup (env);
-  if (g_file_test (ONELLM_BUILD_MODEL, G_FILE_TEST_IS_REGULAR))
-    return g_strdup (ONELLM_BUILD_MODEL);
-  return g_strdup (ONELLM_INSTALLED_MODEL);
-}
-
 /* The model of a context if it is "onellm.model" and holds the file at path (NULL: any), with a reference. */
 static GstOnellmModel *
 model_from_context (GstContext *context, const char *path)
@@ -212,7 +201,7 @@ gst_onellm_model_acquire (GstElement *element, const char *path, GstOnellmModel 
   g_return_val_if_fail (GST_IS_ELEMENT (element), FALSE);
   g_return_val_if_fail (model != NULL, FALSE);
   debug_init ();
-  g_autofree char *given = path && *path ? g_strdup (path) : gst_onellm_default_model_path ();
+  g_autofree char *given = path && *path ? g_strdup (path) : ol_model_default_path ();
   g_autofree char *canonical = g_canonicalize_filename (given, NULL);
   g_autoptr (GstOnellmModel) found = peek (element, model, canonical);
   if (found)

@@ -26,11 +26,6 @@ OlDevice *gst_onellm_model_get_device (GstOnellmModel *model);
 /* The canonical (absolute) file name the model was loaded from. */
 const char *gst_onellm_model_get_path (GstOnellmModel *model);
 
-/* The model an element uses when its "model" property is unset: $ONELLM_MODEL if set, else
- * models/onellm-default.gguf of the build tree if it exists (an uninstalled plugin), else the installed
- * DATADIR/onellm/models/onellm-default.gguf. */
-char *gst_onellm_default_model_path (void);
-
 /* Makes *model the model of the file at path (NULL: the default model), for element. In order:
  * the model already in *model if it is that file; one found by a context query downstream then upstream;
  * one the application or a bin sets in answer to a NEED_CONTEXT message; one already loaded in this

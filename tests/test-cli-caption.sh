@@ -57,7 +57,13 @@ expect_failure() {
   [ "$(wc -l <"$work/err")" -eq 1 ] || { echo "expected one line of error"; exit 1; }
   grep -q "^onellm-cli: .*$want" "$work/err" || { echo "expected '$want'"; exit 1; }
 }
-expect_failure "needs --model" generate --prompt "Hi."
+# Without --model: $ONELLM_MODEL first (ol_model_default_path).
+ONELLM_MODEL="$model" "$cli" generate --prompt "Name three colours." --temperature 0 --max-tokens 16 --ids \
+  >"$work/default"
+cmp "$work/gen.official" "$work/default"
+export ONELLM_MODEL="$work/default-missing.gguf"
+expect_failure "default-missing.gguf" generate --prompt "Hi."
+unset ONELLM_MODEL
 expect_failure "needs --prompt" generate --model "$model"
 expect_failure "No such file" generate --model "$work/missing.gguf" --prompt "Hi."
 expect_failure "unknown position mode 'sideways'" generate --model "$model" --prompt "Hi." \

@@ -96,7 +96,7 @@ expect_failure() {
   grep -q "^onellm-cli: .*$what" "$work/err" || { echo "expected '$what'"; exit 1; }
 }
 expect_failure "unknown modality 'smell'" --modality smell --input "$work/fmri.npy"
-expect_failure "needs --model, --modality, --input and --output" --modality fmri
+expect_failure "needs --modality, --input and --output" --modality fmri
 expect_failure "missing.png: no such file" --modality image --input "$work/missing.png"
 expect_failure "element 17 is NaN" --modality fmri --input "$work/fmri-nan.npy"
 expect_failure "fmri: 15000 voxels, the model takes 15724" --modality fmri --input "$work/fmri-short.npy"

@@ -16,6 +16,11 @@ static const char *const matrix_patterns[] = {
   "mod.*.proj1.weight", "mod.*.proj2.weight", "mod.fmri.linear.weight",
 };
 
+/* The one matrix whose rows may be padded with zeros to whole blocks: the engine zero-pads the fMRI input
+ * vector to the weight's row length (onellm.modality.fmri.voxel_count keeps the real count), and 15724 voxels
+ * are not a multiple of 32. Any other matrix with partial blocks stays F16, since its input cannot grow. */
+static const char fmri_matrix[] = "mod.fmri.linear.weight";
+
 /* llama.cpp's general.file_type values */
 static guint32
 file_type (OlType type)
@@ -45,7 +50,7 @@ choose_type (const OlGgufTensor *t, OlType target)
 {
   if (t->type == OL_TYPE_I32 || ol_type_is_quantized (t->type))
     return t->type;
-  if (is_matrix (t) && t->ne[0] % ol_type_block_size (target) == 0) {
+  if (is_matrix (t) && (t->ne[0] % ol_type_block_size (target) == 0 || strcmp (t->name, fmri_matrix) == 0)) {
     /* llama.cpp gives the output head more bits than Q4_0 (Q6_K there; Q8_0 is the nearest here) */
     if (target == OL_TYPE_Q4_0 && strcmp (t->name, "output.weight") == 0)
       return OL_TYPE_Q8_0;
@@ -57,10 +62,21 @@ choose_type (const OlGgufTensor *t, OlType target)
   return t->type;
 }
 
+/* Row length of the tensor written as type: the fMRI matrix's rows grow to whole blocks. */
+static gint64
+out_row_length (const OlGgufTensor *t, OlType type)
+{
+  gint64 block = ol_type_block_size (type);
+  if (strcmp (t->name, fmri_matrix) == 0 && t->ne[0] % block != 0)
+    return (t->ne[0] / block + 1) * block;
+  return t->ne[0];
+}
+
 typedef struct {
   const OlGguf *file;
   const OlGgufTensor *src;
   OlType type;
+  gint64 ne0;     /* row length written: src->ne[0], or padded with zeros to whole blocks */
 } Job;
 
 typedef struct {
@@ -69,21 +85,27 @@ typedef struct {
   gint64 first_row, n_rows;
 } Slice;
 
-/* Converts rows through F32, a bounded number at a time. */
+/* Converts rows through F32, a bounded number at a time, zero-filling the padding of each row. */
 static gpointer
 convert_slice (gpointer data)
 {
   const Slice *s = data;
   const OlGgufTensor *t = s->job->src;
+  gint64 ne0 = s->job->ne0;
   guint64 src_row, dst_row;
   ol_type_row_bytes (t->type, t->ne[0], &src_row, NULL);
-  ol_type_row_bytes (s->job->type, t->ne[0], &dst_row, NULL);
-  gint64 step = MAX (1, (1 << 20) / MAX (t->ne[0], 1));
-  float *scratch = g_new (float, step * t->ne[0]);
+  ol_type_row_bytes (s->job->type, ne0, &dst_row, NULL);
+  gint64 step = MAX (1, (1 << 20) / MAX (ne0, 1));
+  float *scratch = g_new0 (float, step * ne0);
   for (gint64 r = s->first_row; r < s->first_row + s->n_rows; r += step) {
     gint64 n = MIN (step, s->first_row + s->n_rows - r);
-    ol_type_dequantize (t->type, (const guint8 *) t->data + r * src_row, scratch, n * t->ne[0]);
-    ol_type_quantize (s->job->type, scratch, s->dst + r * dst_row, n * t->ne[0]);
+    const guint8 *src = (const guint8 *) t->data + r * src_row;
+    if (ne0 == t->ne[0])
+      ol_type_dequantize (t->type, src, scratch, n * ne0);
+    else
+      for (gint64 i = 0; i < n; i++)
+        ol_type_dequantize (t->type, src + i * src_row, scratch + i * ne0, t->ne[0]);
+    ol_type_quantize (s->job->type, scratch, s->dst + r * dst_row, n * ne0);
   }
   g_free (scratch);
   return NULL;
@@ -164,15 +186,18 @@ main (int argc, char **argv)
   guint64 in_bytes = 0, out_bytes = 0;
   for (gsize i = 0; i < n; i++) {
     const OlGgufTensor *t = ol_gguf_tensor (in, i);
-    jobs[i] = (Job) { in, t, choose_type (t, target) };
+    OlType type = choose_type (t, target);
+    jobs[i] = (Job) { in, t, type, out_row_length (t, type) };
     if (ol_type_is_quantized (t->type) && t->type != target && is_matrix (t))
       return fail ("%s: tensor %s is %s already; quantize from an f32, f16 or bf16 model", argv[1], t->name,
                    ol_type_name (t->type));
-    if (!ol_gguf_writer_add_tensor_func (w, t->name, jobs[i].type, MAX (t->n_dims, 1), t->ne, fill, &jobs[i],
-                                         &error))
+    gint64 ne[G_N_ELEMENTS (t->ne)];
+    memcpy (ne, t->ne, sizeof ne);
+    ne[0] = jobs[i].ne0;
+    if (!ol_gguf_writer_add_tensor_func (w, t->name, jobs[i].type, MAX (t->n_dims, 1), ne, fill, &jobs[i], &error))
       return fail ("%s", error->message);
     guint64 row;
-    ol_type_row_bytes (jobs[i].type, t->ne[0], &row, NULL);
+    ol_type_row_bytes (jobs[i].type, ne[0], &row, NULL);
     out_bytes += row * (ol_gguf_tensor_n_elements (t) / MAX (t->ne[0], 1));
     in_bytes += t->n_bytes;
     counts[jobs[i].type == target ? 0 : jobs[i].type == t->type ? 2 : 1]++;

@@ -49,7 +49,8 @@ parse (int *argc, char ***argv, const char *summary, const GOptionEntry *extra, 
   o->max_tokens = gp->max_tokens;
   o->seed = gp->seed;
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o->model_path, "OneLLM or LLaMA GGUF model", "M" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o->model_path,
+      "OneLLM or LLaMA GGUF model (default: $ONELLM_MODEL, else the shipped default model)", "M" },
     { "prompt", 'p', 0, G_OPTION_ARG_STRING, &o->prompt, "the question", "TEXT" },
     { "temperature", 't', 0, G_OPTION_ARG_DOUBLE, &o->temperature,
       "sampling temperature, 0 = greedy (default 0.1)", "T" },
@@ -71,7 +72,7 @@ parse (int *argc, char ***argv, const char *summary, const GOptionEntry *extra, 
   if (*argc != 1)
     return cli_fail ("%s takes no positional arguments (see --help)", (*argv)[0]);
   if (o->model_path == NULL)
-    return cli_fail ("%s needs --model", (*argv)[0]);
+    o->model_path = ol_model_default_path ();
   if (o->position_mode == NULL || strcmp (o->position_mode, "official") == 0)
     sp->position_mode = OL_POSITION_OFFICIAL;
   else if (strcmp (o->position_mode, "correct") == 0)

@@ -334,12 +334,14 @@ cli_load_input (OlModel *model, OlModality m, const CliInput *in, guint *n_dims,
 int
 cli_encode (int argc, char **argv)
 {
-  const char *model_path = NULL, *modality = NULL, *output = NULL;
+  g_autofree char *model_path = NULL;
+  const char *modality = NULL, *output = NULL;
   CliInput inp = { .imu_rate = OL_IMU_RATE };
   gboolean timing = FALSE;
   int repeat = 1;
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "OneLLM GGUF model", "M" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
+      "OneLLM GGUF model (default: $ONELLM_MODEL, else the shipped default model)", "M" },
     { "modality", 0, 0, G_OPTION_ARG_STRING, &modality,
       "image, video, audio, point, depth, normal, imu or fmri", "MOD" },
     CLI_INPUT_OPTIONS (&inp),
@@ -355,8 +357,10 @@ cli_encode (int argc, char **argv)
     return cli_fail_error (g_steal_pointer (&error));
   if (argc != 1)
     return cli_fail ("encode takes no positional arguments (see --help)");
-  if (model_path == NULL || modality == NULL || inp.path == NULL || output == NULL)
-    return cli_fail ("encode needs --model, --modality, --input and --output");
+  if (modality == NULL || inp.path == NULL || output == NULL)
+    return cli_fail ("encode needs --modality, --input and --output");
+  if (model_path == NULL)
+    model_path = ol_model_default_path ();
   OlModality m;
   if (!ol_modality_from_name (modality, &m))
     return cli_fail ("unknown modality '%s' (image, video, audio, point, depth, normal, imu, fmri)", modality);

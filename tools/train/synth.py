@@ -1,0 +1,620 @@
+#!/usr/bin/python3
+# Synthetic captioning data for the default model: all eight modalities, with ground truth, from GStreamer's
+# test sources and small numpy simulators; also writes the held-out cases of tools/train/heldout.json.
+"""Synthetic training and held-out data for the shipped default OneLLM model (docs/default-model.md).
+
+Every sample is a *configuration* (a dict: the GStreamer test-source settings or the simulator's parameters),
+a caption made from a template, and the key attribute the caption must state (the keyword). Configurations are
+drawn from a seeded generator; the held-out cases are combinations of attributes (pattern x colours x frame
+size, wave x frequency, motion x device orientation, shape x colour, ...) that the training split never
+contains, so the held-out accuracy measures generalisation to new combinations rather than memorisation.
+
+Model inputs are made with tests/reference/preprocess_ref.py, the numpy preprocessing that the C engine
+matches, so training sees the tensors inference will see. Only the point tokenizer's indices use a faster
+torch furthest-point sampling for training (same algorithm, tie-breaking may differ on exactly equal
+distances); the held-out point inputs use the reference's exact indices.
+
+    synth.py train OUT_DIR [--seed S] [--scale F]     training tensors, one .npz per modality
+    synth.py heldout OUT_DIR [--json heldout.json]    the held-out cases (heldout.json) and the .npy inputs of the
+                                                      simulated modalities (IMU, points, depth/normal, fMRI)
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "reference"))
+import preprocess_ref as pre  # noqa: E402
+
+# The prompts tools/onellm-convert.py writes into the GGUF (onellm.modality.<m>.prompt): the official ones.
+PROMPTS = {
+    "image": "Provide a one-sentence caption for the provided image.",
+    "video": "Provide a one-sentence caption for the provided video.",
+    "audio": "Provide a one-sentence caption for the provided audio.",
+    "point": "What is this?",
+    "rgbd": "Provide a one-sentence caption for the provided image.",
+    "rgbn": "Provide a one-sentence caption for the provided image.",
+    "fmri": "Provide a one-sentence caption for the provided fMRI data.",
+    "imu": "Describe the scene.",
+}
+
+# Named colours: big-endian ARGB as videotestsrc's foreground-color/background-color take them, and RGB.
+COLOURS = {
+    "red": 0xFFFF0000, "green": 0xFF00FF00, "blue": 0xFF0000FF, "yellow": 0xFFFFFF00,
+    "white": 0xFFFFFFFF, "black": 0xFF000000, "cyan": 0xFF00FFFF, "magenta": 0xFFFF00FF,
+}
+COLOUR_NAMES = list(COLOURS)
+
+
+def rgb_of(name):
+    v = COLOURS[name]
+    return np.array([(v >> 16) & 255, (v >> 8) & 255, v & 255], np.float32) / 255.0
+
+
+# ------------------------------------------------------------------------------------------ GStreamer sources
+
+def gst_video(cfg, n_frames):
+    """uint8 [n, H, W, 3] frames of videotestsrc with the settings of cfg."""
+    with tempfile.NamedTemporaryFile(suffix=".raw") as f:
+        subprocess.run(["gst-launch-1.0", "-q"] + video_pipeline(cfg, n_frames).split()
+                       + ["!", "filesink", f"location={f.name}"], check=True)
+        data = np.fromfile(f.name, np.uint8)
+    return data.reshape(n_frames, cfg["height"], cfg["width"], 3)
+
+
+def video_source(cfg):
+    """The videotestsrc element and caps of a configuration, as gst-launch syntax."""
+    props = [f"pattern={cfg['pattern']}"]
+    if "fg" in cfg:
+        props.append(f"foreground-color=0x{COLOURS[cfg['fg']]:08x}")
+    if "bg" in cfg:
+        props.append(f"background-color=0x{COLOURS[cfg['bg']]:08x}")
+    if "motion" in cfg:
+        props.append(f"motion={cfg['motion']}")
+    return ("videotestsrc " + " ".join(props)
+            + f" ! video/x-raw,format=RGB,width={cfg['width']},height={cfg['height']},framerate={cfg['fps']}/1")
+
+
+def video_pipeline(cfg, n_frames):
+    src, caps = video_source(cfg).split(" ! ")
+    return f"{src} num-buffers={n_frames} ! {caps}"
+
+
+def audio_source(cfg):
+    props = [f"wave={cfg['wave']}", f"volume={cfg['volume']}"]
+    if "freq" in cfg:
+        props.append(f"freq={cfg['freq']}")
+    return (f"audiotestsrc {' '.join(props)} ! audio/x-raw,format=F32LE,rate={cfg['rate']},channels=1")
+
+
+def gst_audio(cfg, seconds):
+    n = int(round(seconds * cfg["rate"]))
+    per = cfg["rate"] // 10
+    src, caps = audio_source(cfg).split(" ! ")
+    with tempfile.NamedTemporaryFile(suffix=".raw") as f:
+        subprocess.run(["gst-launch-1.0", "-q"] + f"{src} num-buffers={-(-n // per)} samplesperbuffer={per}".split()
+                       + ["!"] + caps.split() + ["!", "filesink", f"location={f.name}"], check=True)
+        data = np.fromfile(f.name, np.float32)
+    return data[:n][None]
+
+
+# ------------------------------------------------------------------------------------------ image and video
+
+# pattern -> (uses colours, caption template, keyword)
+IMAGE_PATTERNS = {
+    "ball": (True, "A {fg} ball on a {bg} background.", "ball"),
+    "smpte": (False, "Colour bars of a television test pattern.", "bars"),
+    "snow": (False, "Random black and white television snow.", "snow"),
+    "checkers-1": (False, "A fine red and green checkerboard.", "checkerboard"),
+    "checkers-4": (False, "A red and green checkerboard.", "checkerboard"),
+    "checkers-8": (False, "A coarse red and green checkerboard.", "checkerboard"),
+    "circular": (True, "Concentric {fg} and {bg} circles.", "circles"),
+    "pinwheel": (True, "A {fg} and {bg} pinwheel.", "pinwheel"),
+    "spokes": (True, "{Fg} spokes on a {bg} background.", "spokes"),
+    "gradient": (True, "A vertical gradient from {bg} to {fg}.", "gradient"),
+    "solid-color": (True, "A plain {fg} screen.", None),          # keyword: the colour
+}
+TRAIN_SIZES = [(320, 240), (640, 480), (224, 224), (400, 300), (160, 120), (256, 256), (300, 400)]
+HELDOUT_SIZES = [(352, 288), (480, 270)]
+MOTIONS = {"wavy": "moving around", "sweep": "circling", "hsweep": "sweeping down"}
+
+
+def colour_pair_heldout(fg, bg):
+    """Colour pairs reserved for the held-out split (never in training for any pattern)."""
+    return (COLOUR_NAMES.index(fg) * 3 + COLOUR_NAMES.index(bg)) % 7 == 0
+
+
+def caption_fill(template, cfg):
+    fg, bg = cfg.get("fg", ""), cfg.get("bg", "")
+    return template.format(fg=fg, bg=bg, Fg=fg.capitalize())
+
+
+def draw_visual(rng, heldout):
+    """A visual configuration (pattern, colours, size): heldout picks reserved colour pairs or sizes."""
+    pattern = str(rng.choice(list(IMAGE_PATTERNS)))
+    coloured, template, keyword = IMAGE_PATTERNS[pattern]
+    while True:
+        fg, bg = rng.choice(COLOUR_NAMES, 2, replace=False)
+        if pattern == "solid-color" or colour_pair_heldout(fg, bg) == heldout or not coloured:
+            break
+    sizes = HELDOUT_SIZES if heldout else TRAIN_SIZES
+    w, h = sizes[rng.integers(len(sizes))]
+    cfg = {"pattern": pattern, "width": int(w), "height": int(h), "fps": 10}
+    if coloured:
+        cfg["fg"] = str(fg)
+        if pattern != "solid-color":
+            cfg["bg"] = str(bg)
+    return cfg, template, keyword or cfg["fg"]
+
+
+def image_sample(rng, heldout=False):
+    cfg, template, keyword = draw_visual(rng, heldout)
+    return cfg, caption_fill(template, cfg), keyword
+
+
+def video_sample(rng, heldout=False):
+    cfg, template, keyword = draw_visual(rng, heldout)
+    if cfg["pattern"] == "ball":
+        cfg["motion"] = str(rng.choice(list(MOTIONS)))
+        caption = f"A {cfg['fg']} ball {MOTIONS[cfg['motion']]} on a {cfg['bg']} background."
+    else:
+        caption = "A still picture: " + caption_fill(template, cfg)[0].lower() + caption_fill(template, cfg)[1:]
+    return cfg, caption, keyword
+
+
+def image_input(cfg):
+    """uint8 224x224x3 crop of the first frame (the image transform before normalisation)."""
+    return pre.image_eval_crop(gst_video(cfg, 1)[0])
+
+
+VIDEO_SECONDS = 3
+
+
+def video_frames(cfg):
+    """The 5 frames file mode picks from a 3-second clip: uint8 [5, H, W, 3]."""
+    n = VIDEO_SECONDS * cfg["fps"]
+    frames = gst_video(cfg, n)
+    return frames[pre.video_clip_frames(n, cfg["fps"])]
+
+
+def video_input(frames):
+    """[15, 3, 224, 224] float32 model input of 5 frames."""
+    return np.concatenate([pre.video_frame(f) for f in frames])
+
+
+def video_input_u8(frames):
+    """The model input of 5 frames before normalisation, rounded to uint8 [15, 224, 224, 3] (training
+    storage: the rounding error is below 0.002 of the normalised range)."""
+    x = video_input(frames) * pre.CLIP_STD[:, None, None] + pre.CLIP_MEAN[:, None, None]
+    return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+# ------------------------------------------------------------------------------------------ audio
+
+WAVES = {
+    "sine": "A steady {f} hertz sine tone.",
+    "square": "A buzzing {f} hertz square wave.",
+    "saw": "A harsh {f} hertz sawtooth wave.",
+    "triangle": "A soft {f} hertz triangle wave.",
+    "ticks": "Short {f} hertz ticks every second.",
+    "white-noise": "Loud white noise hiss.",
+    "pink-noise": "Soft pink noise rumble.",
+    "silence": "Silence.",
+}
+WAVE_KEYWORD = {"sine": "sine", "square": "square", "saw": "sawtooth", "triangle": "triangle", "ticks": "ticks",
+                "white-noise": "white noise", "pink-noise": "pink noise", "silence": "silence"}
+FREQS = [110, 220, 330, 440, 660, 880, 1320, 1760, 2640, 3520]
+
+
+def audio_sample(rng, heldout=False):
+    wave = str(rng.choice(list(WAVES)))
+    cfg = {"wave": wave, "volume": round(float(rng.uniform(0.2, 0.8)), 2),
+           "rate": int(rng.choice([16000, 48000])), "seconds": round(float(rng.uniform(2.0, 10.0)), 1)}
+    if "{f}" in WAVES[wave]:
+        while True:
+            i = int(rng.integers(len(FREQS)))
+            if ((i + list(WAVES).index(wave)) % 4 == 0) == heldout:
+                break
+        cfg["freq"] = FREQS[i]
+    elif heldout:
+        cfg["volume"] = round(float(rng.choice([0.1, 0.9])), 2)   # a level outside the training range
+    return cfg, WAVES[wave].format(f=cfg.get("freq")), WAVE_KEYWORD[wave]
+
+
+def audio_input(cfg):
+    return pre.audio_features(gst_audio(cfg, cfg["seconds"]), cfg["rate"])[1]
+
+
+# ------------------------------------------------------------------------------------------ IMU
+
+IMU_MOTIONS = {
+    "still": "The person is standing still.",
+    "walking": "The person is walking.",
+    "running": "The person is running.",
+    "turning": "The person is turning around.",
+    "shaking": "The person is shaking the device.",
+}
+IMU_KEYWORD = {"still": "still", "walking": "walking", "running": "running", "turning": "turning",
+               "shaking": "shaking"}
+ORIENTATIONS = ["flat", "upright", "sideways", "tilted"]
+
+
+def rotation(name, rng):
+    base = {"flat": (0.0, 0.0), "upright": (math.pi / 2, 0.0), "sideways": (0.0, math.pi / 2),
+            "tilted": (math.pi / 4, math.pi / 5)}[name]
+    a, b = base[0] + rng.normal(0, 0.1), base[1] + rng.normal(0, 0.1)
+    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    return ry @ rx
+
+
+def imu_signal(cfg):
+    """[6, T] accelerometer (m/s^2, with gravity) and gyroscope (rad/s) in the device frame at cfg['rate']."""
+    rng = np.random.default_rng(cfg["seed"])
+    rate, motion = cfg["rate"], cfg["motion"]
+    t = np.arange(int(2 * rate)) / rate
+    acc = np.zeros((3, t.size))
+    gyro = np.zeros((3, t.size))
+    acc[2] = 9.81
+    f, ph = cfg["cadence"], rng.uniform(0, 2 * math.pi)
+    if motion == "walking":
+        acc[2] += 2.5 * np.sin(2 * math.pi * f * t + ph)
+        acc[0] += 1.2 * np.sin(math.pi * f * t + ph)
+        gyro[1] += 0.4 * np.sin(math.pi * f * t + ph)
+    elif motion == "running":
+        acc[2] += 9.0 * np.abs(np.sin(math.pi * f * t + ph)) - 5.7
+        acc[0] += 3.0 * np.sin(math.pi * f * t + ph)
+        gyro[1] += 1.5 * np.sin(math.pi * f * t + ph)
+    elif motion == "turning":
+        w = cfg["cadence"] * rng.choice([-1, 1])
+        gyro[2] += w * np.clip(np.sin(math.pi * t / 2) * 1.5, 0, 1)
+        acc[1] += 0.4 * w * w * np.sin(math.pi * t / 2)
+    elif motion == "shaking":
+        for ax in range(3):
+            acc[ax] += rng.uniform(6, 14) * np.sin(2 * math.pi * (f * 3) * t + rng.uniform(0, 6))
+            gyro[ax] += rng.uniform(2, 5) * np.sin(2 * math.pi * (f * 3) * t + rng.uniform(0, 6))
+    r = rotation(cfg["orientation"], rng)
+    acc, gyro = r @ acc, r @ gyro
+    acc += rng.normal(0, 0.05, acc.shape)
+    gyro += rng.normal(0, 0.01, gyro.shape)
+    return np.concatenate([acc, gyro]).astype(np.float32)
+
+
+def imu_sample(rng, heldout=False):
+    motion = str(rng.choice(list(IMU_MOTIONS)))
+    while True:
+        o = int(rng.integers(len(ORIENTATIONS)))
+        if ((o + list(IMU_MOTIONS).index(motion)) % 4 == 0) == heldout:
+            break
+    cadence = {"still": 0.0, "walking": rng.uniform(1.5, 2.2), "running": rng.uniform(2.5, 3.5),
+               "turning": rng.uniform(1.0, 3.0), "shaking": rng.uniform(1.5, 3.0)}[motion]
+    cfg = {"motion": motion, "orientation": ORIENTATIONS[o], "cadence": round(float(cadence), 2),
+           "rate": int(rng.choice([100, 200])), "seed": int(rng.integers(1 << 31))}
+    return cfg, IMU_MOTIONS[motion], IMU_KEYWORD[motion]
+
+
+def imu_input(cfg):
+    return pre.imu(imu_signal(cfg), cfg["rate"])
+
+
+# ------------------------------------------------------------------------------------------ point clouds
+
+SHAPES = ["sphere", "cube", "cylinder", "cone", "torus"]
+
+
+def shape_points(shape, n, rng):
+    """n points on the surface of a unit-size primitive."""
+    u, v = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    th = 2 * math.pi * u
+    if shape == "sphere":
+        z = 2 * v - 1
+        r = np.sqrt(1 - z * z)
+        return np.stack([r * np.cos(th), r * np.sin(th), z], 1)
+    if shape == "cube":
+        p = rng.uniform(-1, 1, (n, 3))
+        face = rng.integers(0, 3, n)
+        p[np.arange(n), face] = rng.choice([-1.0, 1.0], n)
+        return p
+    if shape == "cylinder":
+        cap = rng.uniform(0, 1, n) < 0.3
+        r = np.where(cap, np.sqrt(v), 1.0)
+        z = np.where(cap, rng.choice([-1.0, 1.0], n), 2 * rng.uniform(0, 1, n) - 1)
+        return np.stack([0.6 * r * np.cos(th), 0.6 * r * np.sin(th), z], 1)
+    if shape == "cone":
+        base = rng.uniform(0, 1, n) < 0.3
+        h = np.sqrt(v)                                            # uniform on the lateral surface
+        r = np.where(base, np.sqrt(rng.uniform(0, 1, n)), h)
+        z = np.where(base, -1.0, 1 - 2 * h)
+        return np.stack([r * np.cos(th), r * np.sin(th), z], 1)
+    ph = 2 * math.pi * v                                          # torus
+    return np.stack([(1 + 0.35 * np.cos(ph)) * np.cos(th), (1 + 0.35 * np.cos(ph)) * np.sin(th),
+                     0.35 * np.sin(ph)], 1)
+
+
+def point_cloud(cfg):
+    """[8192, 6] xyz + rgb in [0, 1]. The colour is shaded by position: the tokenizer samples and groups on
+    the colours (spec §2.6), so a flat colour would collapse every group onto the same 32 points."""
+    rng = np.random.default_rng(cfg["seed"])
+    p = shape_points(cfg["shape"], 8192, rng)
+    p = p * np.array(cfg["scale"])
+    a = cfg["yaw"]
+    rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    p = p @ rz.T
+    shade = (p - p.min(0)) / np.maximum(np.ptp(p, 0), 1e-6)
+    rgb = np.clip(0.65 * rgb_of(cfg["colour"]) + 0.35 * shade, 0, 1)
+    return np.concatenate([p, rgb], 1).astype(np.float32)
+
+
+def point_sample(rng, heldout=False):
+    shape = str(rng.choice(SHAPES))
+    while True:
+        c = int(rng.integers(len(COLOUR_NAMES)))
+        if ((c + 2 * SHAPES.index(shape)) % 5 == 0) == heldout:
+            break
+    cfg = {"shape": shape, "colour": COLOUR_NAMES[c], "scale": [round(float(s), 2) for s in rng.uniform(0.7, 1.3, 3)],
+           "yaw": round(float(rng.uniform(0, math.pi)), 3), "seed": int(rng.integers(1 << 31))}
+    return cfg, f"A {cfg['colour']} {shape}.", shape
+
+
+def fast_point_indices(x, groups=1024, k=32):
+    """Furthest point sampling and kNN on the colours (channels 3:6) in torch: the reference algorithm
+    without the CUDA kernel's exact tie-breaking, for training only."""
+    import torch
+    p = torch.from_numpy(np.ascontiguousarray(x[:, 3:6]))
+    dist = torch.full((p.shape[0],), 1e10)
+    idx = torch.zeros(groups, dtype=torch.long)
+    for i in range(1, groups):
+        dist = torch.minimum(dist, ((p - p[idx[i - 1]]) ** 2).sum(1))
+        idx[i] = torch.argmax(dist)
+    knn = torch.cdist(p[idx], p).topk(k, largest=False).indices
+    return idx.numpy(), knn.numpy()
+
+
+# ------------------------------------------------------------------------------------------ depth / normal maps
+
+SCENE_SHAPES = ["sphere", "cube", "cylinder", "cone"]
+
+
+def sdf(shape, q):
+    """Signed distance of a unit primitive at the origin (q: [..., 3])."""
+    if shape == "sphere":
+        return np.linalg.norm(q, axis=-1) - 1.0
+    if shape == "cube":
+        d = np.abs(q) - 0.8
+        return np.linalg.norm(np.maximum(d, 0), axis=-1) + np.minimum(d.max(-1), 0)
+    if shape == "cylinder":
+        d = np.stack([np.linalg.norm(q[..., [0, 2]], axis=-1) - 0.7, np.abs(q[..., 1]) - 1.0], -1)
+        return np.linalg.norm(np.maximum(d, 0), axis=-1) + np.minimum(d.max(-1), 0)
+    # cone, apex up, base radius 1 at y = -1, height 2
+    r = np.linalg.norm(q[..., [0, 2]], axis=-1)
+    h = q[..., 1]
+    side = (r * 2 - (1 - h)) / math.sqrt(5)
+    return np.maximum(side, np.maximum(-1 - h, h - 1))
+
+
+def render_scene(cfg, size=(160, 120)):
+    """Ray-marched scene: a primitive on a grey floor in front of a wall. Returns uint8 RGB photo, depth map
+    (grayscale, nearer is brighter, as the DPT-style inverse depth of Omnidata), normal map ((n+1)/2 as RGB)."""
+    w, h = size
+    shape, yaw = cfg["shape"], cfg["yaw"]
+    ys, xs = np.mgrid[0:h, 0:w]
+    d = np.stack([(xs - w / 2) / h * 1.2, -(ys - h / 2) / h * 1.2, np.ones_like(xs, float)], -1)
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    o = np.array([0.0, 0.6, -4.0 + cfg["distance"]])
+    c, s = math.cos(yaw), math.sin(yaw)
+
+    def scene(p):
+        q = p.copy()
+        q[..., 0], q[..., 2] = c * p[..., 0] + s * p[..., 2], -s * p[..., 0] + c * p[..., 2]
+        obj = sdf(shape, q)
+        floor = p[..., 1] + 1.0
+        wall = 3.0 - p[..., 2]
+        return np.minimum(obj, np.minimum(floor, wall)), obj
+
+    t = np.zeros((h, w))
+    for _ in range(80):
+        dist, _ = scene(o + d * t[..., None])
+        t += dist
+    p = o + d * t[..., None]
+    _, obj = scene(p)
+    e = 1e-3
+    n = np.stack([scene(p + np.eye(3)[i] * e)[0] - scene(p - np.eye(3)[i] * e)[0] for i in range(3)], -1)
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-9)
+    light = np.array([-0.5, 0.8, -0.6]) / np.linalg.norm([-0.5, 0.8, -0.6])
+    lam = np.clip((n * light).sum(-1), 0, 1)[..., None]
+    base = np.where((obj < 0.01)[..., None], rgb_of(cfg["colour"]), np.array([0.6, 0.6, 0.6]))
+    photo = np.clip(base * (0.3 + 0.7 * lam), 0, 1)
+    depth = np.clip(1.5 / np.maximum(t, 1e-3), 0, 1)
+    normal = (n * np.array([1, 1, -1]) + 1) / 2              # camera frame, z towards the viewer
+    u8 = lambda a: (a * 255 + 0.5).astype(np.uint8)
+    return u8(photo), u8(depth), u8(normal)
+
+
+def scene_sample(rng, heldout=False):
+    shape = str(rng.choice(SCENE_SHAPES))
+    while True:
+        c = int(rng.integers(len(COLOUR_NAMES)))
+        if COLOUR_NAMES[c] == "white" and not heldout:     # white only in held-out scenes (the cube's)
+            continue
+        if ((c + SCENE_SHAPES.index(shape)) % 5 == 0) == heldout:
+            break
+    cfg = {"shape": shape, "colour": COLOUR_NAMES[c], "yaw": round(float(rng.uniform(0, math.pi / 2)), 3),
+           "distance": round(float(rng.uniform(-0.5, 1.0)), 2), "map_only": bool(rng.uniform() < 0.3)}
+    return cfg, f"A {cfg['colour']} {shape} on the floor in front of a wall.", shape
+
+
+def scene_input(cfg, kind):
+    """uint8 [2, 224, 224, 3]: (photo, map) crops; with map_only the map fills both slots, as the engine
+    does for a map without its photo (docs/modalities.md)."""
+    photo, depth, normal = render_scene(cfg)
+    m = depth if kind == "rgbd" else normal
+    mc = pre.map_crop(photo, m)
+    return np.stack([mc if cfg["map_only"] else pre.image_eval_crop(photo), mc])
+
+
+# ------------------------------------------------------------------------------------------ fMRI (synthetic)
+
+FMRI_VOXELS = 15724
+FMRI_CATEGORIES = ["dog", "car", "person", "pizza", "house", "tree", "airplane", "boat"]
+FMRI_SEED = 20240
+
+
+def fmri_basis():
+    """The synthetic 'brain': every voxel responds linearly to an 8-d stimulus code (one-hot category) and to
+    a 4-d nuisance code (e.g. brightness, arousal), through a fixed random sparse-ish weight matrix."""
+    rng = np.random.default_rng(FMRI_SEED)
+    w = rng.normal(0, 1, (FMRI_VOXELS, 12)) * (rng.uniform(0, 1, (FMRI_VOXELS, 1)) < 0.6)
+    return w.astype(np.float32)
+
+
+def fmri_signal(cfg, basis):
+    """[R, 15724] repetitions: response = basis @ [category one-hot, nuisance] + noise, z-scored per voxel
+    against the population statistics (like MindEye's session-wise z-scoring)."""
+    rng = np.random.default_rng(cfg["seed"])
+    code = np.zeros(12, np.float32)
+    code[FMRI_CATEGORIES.index(cfg["category"])] = 1.0
+    code[8:] = rng.normal(0, cfg["nuisance"], 4)
+    clean = basis @ code
+    reps = clean[None] + rng.normal(0, cfg["noise"], (cfg["repetitions"], FMRI_VOXELS))
+    mean = basis[:, :8].mean(1)
+    std = np.sqrt(basis[:, :8].var(1) + (basis[:, 8:] ** 2).sum(1) * 0.25 + cfg["noise"] ** 2) + 1e-3
+    return ((reps - mean) / std).astype(np.float32)
+
+
+def fmri_sample(rng, heldout=False):
+    cat = str(rng.choice(FMRI_CATEGORIES))
+    cfg = {"category": cat, "noise": round(float(rng.uniform(1.5, 2.5) if heldout else rng.uniform(0.5, 1.5)), 2),
+           "nuisance": round(float(rng.uniform(0.2, 1.0)), 2), "repetitions": int(rng.integers(1, 4)),
+           "seed": int(rng.integers(1 << 31))}
+    article = "an" if cat[0] in "aeiou" else "a"
+    return cfg, f"A photo of {article} {cat}.", cat
+
+
+# ------------------------------------------------------------------------------------------ splits
+
+SAMPLERS = {"image": image_sample, "video": video_sample, "audio": audio_sample, "point": point_sample,
+            "rgbd": scene_sample, "rgbn": scene_sample, "fmri": fmri_sample, "imu": imu_sample}
+TRAIN_COUNTS = {"image": 900, "video": 250, "audio": 700, "point": 500, "rgbd": 400, "rgbn": 400,
+                "fmri": 600, "imu": 600}
+HELDOUT_COUNT = 30
+
+
+def make_inputs(modality, cfg, exact=True):
+    """The arrays stored for one configuration (see train.py's loader for how they become model input)."""
+    if modality == "image":
+        return {"x": image_input(cfg)}
+    if modality == "video":
+        return {"x": video_input_u8(video_frames(cfg))}
+    if modality == "audio":
+        return {"x": audio_input(cfg).astype(np.float16)}
+    if modality == "imu":
+        return {"x": imu_input(cfg)}
+    if modality == "point":
+        x = pre.pc_norm(point_cloud(cfg))
+        if exact:
+            x, fps, knn = pre.point_prepare(point_cloud(cfg))
+        else:
+            fps, knn = fast_point_indices(x)
+        return {"x": x, "fps": fps.astype(np.int16), "knn": knn.astype(np.int16)}
+    if modality in ("rgbd", "rgbn"):
+        return {"x": scene_input(cfg, modality)}
+    return {"x": pre.fmri(fmri_signal(cfg, fmri_basis()))}
+
+
+def write_train(out, seed, scale, only=None):
+    os.makedirs(out, exist_ok=True)
+    basis = fmri_basis()
+    for i, modality in enumerate(SAMPLERS):
+        if only and modality not in only:
+            continue
+        rng = np.random.default_rng([seed, i])
+        n = max(1, int(TRAIN_COUNTS[modality] * scale))
+        arrays, captions, configs = {}, [], []
+        for j in range(n):
+            cfg, caption, _ = SAMPLERS[modality](rng)
+            if modality == "fmri":
+                data = {"x": pre.fmri(fmri_signal(cfg, basis))}
+            else:
+                data = make_inputs(modality, cfg, exact=False)
+            for k, v in data.items():
+                arrays.setdefault(k, []).append(v)
+            captions.append(caption)
+            configs.append(cfg)
+            if (j + 1) % 100 == 0:
+                print(f"{modality}: {j + 1}/{n}", file=sys.stderr, flush=True)
+        np.savez(os.path.join(out, f"{modality}.npz"), captions=np.array(captions),
+                 configs=np.array([json.dumps(c) for c in configs]),
+                 **{k: np.stack(v) for k, v in arrays.items()})
+        print(f"{modality}: {n} samples", file=sys.stderr, flush=True)
+
+
+def heldout_cases(seed=8008):
+    """The held-out cases: each with its modality, configuration, the gst-launch source where one exists,
+    the reference caption and the keyword the generated caption must contain."""
+    cases = []
+    for i, modality in enumerate(SAMPLERS):
+        rng = np.random.default_rng([seed, i])
+        for j in range(HELDOUT_COUNT):
+            cfg, caption, keyword = SAMPLERS[modality](rng, heldout=True)
+            case = {"id": f"{modality}-{j:02d}", "modality": modality, "config": cfg,
+                    "prompt": PROMPTS[modality], "caption": caption, "keyword": keyword}
+            if modality in ("image", "video"):
+                case["source"] = video_source(cfg)
+            elif modality == "audio":
+                case["source"] = audio_source(cfg)
+                case["seconds"] = cfg["seconds"]
+            else:
+                case["file"] = f"{case['id']}.npy"
+            cases.append(case)
+    return cases
+
+
+def write_heldout_files(out, cases):
+    """The simulator inputs of the held-out cases as the .npy files the engine reads: IMU [6, T] at the
+    case's rate, points [8192, 6], fMRI [R, 15724], and for rgbd/rgbn a [2, H, W, 3] uint8 (photo, map)."""
+    os.makedirs(out, exist_ok=True)
+    basis = fmri_basis()
+    for c in cases:
+        m, cfg = c["modality"], c["config"]
+        if m == "imu":
+            a = imu_signal(cfg)
+        elif m == "point":
+            a = point_cloud(cfg)
+        elif m == "fmri":
+            a = fmri_signal(cfg, basis)
+        elif m in ("rgbd", "rgbn"):
+            photo, depth, normal = render_scene(cfg)
+            a = np.stack([photo, np.repeat(depth[..., None], 3, 2) if m == "rgbd" else normal])
+        else:
+            continue
+        np.save(os.path.join(out, c["file"]), a)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=["train", "heldout"])
+    ap.add_argument("out")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplies the training sample counts")
+    ap.add_argument("--only", nargs="*", help="modalities to generate (default: all)")
+    ap.add_argument("--json", default=os.path.join(HERE, "heldout.json"), help="where heldout writes its cases")
+    args = ap.parse_args(argv)
+    if args.what == "train":
+        write_train(args.out, args.seed, args.scale, args.only)
+    else:
+        cases = heldout_cases()
+        write_heldout_files(args.out, cases)
+        with open(args.json, "w") as f:
+            json.dump(cases, f, indent=1)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

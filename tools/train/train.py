@@ -1,0 +1,443 @@
+#!/usr/bin/python3
+# Trains the shipped default model: OneLLM's exact architecture at small widths, end to end on synth.py's data.
+"""Train a small OneLLM on the synthetic data of synth.py (docs/default-model.md).
+
+The model is OneLLM's architecture (spec = shared/docs/onellm-model-spec.md): a CLIP ViT with per-modality
+tokenizers and positional embeddings, the universal projection module (3 experts of bidirectional LLaMA blocks,
+a sigmoid-normalised router per modality, 30 resample tokens, clip_proj1/2, start/end tags) and a LLaMA decoder
+with the LLaMA-2 tokenizer, at small widths. Nothing is pretrained, so every parameter is trained. Modules carry
+the official parameter names, so the saved state dict (`llma.` prefix) is an official-format checkpoint that
+tools/onellm-convert.py converts unchanged and tests/reference/onellm_ref.py loads.
+
+Prompt and loss follow OneLLM's fine-tuning: the conversation template of spec §6.2 (no space after '###', as
+at inference) with the modality's prompt, BOS, the 32-row modality block right after BOS, and the loss only on
+the answer tokens and the closing EOS. Half of the batches lay the answer out as the released inference code
+does (spec §6.4: the answer rows start 2 positions early and cannot see the last 2 prompt rows), so the model
+captions correctly in both of the engine's position modes.
+
+    train.py DATA_DIR OUT_DIR --tokenizer tokenizer.model [--minutes M] [--seed S]
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+# Threads that wait for work sleep instead of spinning: on a shared machine spinning burns the CPU time the
+# other thread needs (set before torch loads its OpenMP runtime).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "reference"))
+sys.path.insert(0, HERE)
+import onellm_ref as ref  # noqa: E402
+import synth  # noqa: E402
+
+MODALITIES = list(ref.MODALITIES)
+HP = dict(clip_width=64, clip_layers=2, clip_heads=2, clip_mlp=256, patch=14,
+          experts=3, upm_blocks=2, upm_heads=2, resample_tokens=30,
+          llm_dim=128, llm_layers=2, llm_heads=4, multiple_of=256, norm_eps=1e-5, vocab=32000,
+          audio_kernel=16, fmri_voxels=15724, fmri_tokens=8, point_groups=1024, imu_kernel=10)
+# Samples per batch and the share of the steps per modality (the harder visual ones get more)
+BATCH = {"image": 8, "video": 4, "audio": 8, "point": 8, "rgbd": 6, "rgbn": 6, "fmri": 16, "imu": 16}
+# Tokens per frame kept by token dropout during training (all of them at inference)
+KEEP = {"image": 96, "video": 64, "audio": 128, "point": 128, "rgbd": 80, "rgbn": 80, "fmri": None, "imu": 96}
+SHARE = {"image": 3, "video": 2, "audio": 2, "point": 2, "rgbd": 1.5, "rgbn": 1.5, "fmri": 1, "imu": 1}
+VIDEO_TRAIN_FRAMES = 4          # random frames of the 15 per step; the model averages whatever it gets
+OFFICIAL_LAYOUT_SHARE = 0.5
+
+
+def ffn_hidden(dim, multiple_of):
+    hidden = int(2 * (4 * dim) / 3)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+def normal(*shape, std=0.02):
+    return nn.Parameter(torch.randn(*shape) * std)
+
+
+# ------------------------------------------------------------------------------------------ modules
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.wq, self.wk, self.wv, self.wo = (nn.Linear(dim, dim, bias=False) for _ in range(4))
+
+    def forward(self, x, rope=None, mask=None):
+        B, S, D = x.shape
+        q, k, v = (w(x).view(B, S, self.heads, D // self.heads) for w in (self.wq, self.wk, self.wv))
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
+        a = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask)
+        return self.wo(a.transpose(1, 2).reshape(B, S, D))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, dim, heads, hidden, eps):
+        super().__init__()
+        self.attention = Attention(dim, heads)
+        self.feed_forward = FeedForward(dim, hidden)
+        self.attention_norm = RMSNorm(dim, eps)
+        self.ffn_norm = RMSNorm(dim, eps)
+
+    def forward(self, x, rope=None, mask=None):
+        x = x + self.attention(self.attention_norm(x), rope, mask)
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+def attend(q, k, v, mask=None):
+    """Softmax attention over [B, H, S, hd] (mask: True where a key is visible)."""
+    s = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    return torch.softmax(s, -1) @ v
+
+
+def rotate(x, cos, sin):
+    """RoPE on interleaved pairs (Meta's complex layout); x [B, S, H, hd], cos/sin [B or 1, S, hd/2]."""
+    pairs = x.reshape(*x.shape[:-1], -1, 2)
+    a, b = pairs[..., 0], pairs[..., 1]
+    c, s = cos[:, :, None, :], sin[:, :, None, :]
+    return torch.stack((a * c - b * s, a * s + b * c), dim=-1).flatten(-2)
+
+
+class ClipAttention(nn.Module):
+    """nn.MultiheadAttention's parameters (packed q|k|v in_proj), as open_clip stores them."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, S, D = x.shape
+        q, k, v = (t.view(B, S, self.heads, D // self.heads).transpose(1, 2)
+                   for t in F.linear(x, self.in_proj_weight, self.in_proj_bias).split(D, -1))
+        return self.out_proj(attend(q, k, v).transpose(1, 2).reshape(B, S, D))
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, dim, heads, mlp):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = ClipAttention(dim, heads)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("c_fc", nn.Linear(dim, mlp))
+        self.mlp.add_module("gelu", QuickGELU())
+        self.mlp.add_module("c_proj", nn.Linear(mlp, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class Visual(nn.Module):
+    def __init__(self, hp):
+        super().__init__()
+        W, grid = hp["clip_width"], ref.IMAGE_SIZE // hp["patch"]
+        self.conv1 = nn.Conv2d(3, W, hp["patch"], hp["patch"], bias=False)
+        self.class_embedding = normal(W, std=W ** -0.5)
+        self.positional_embedding = normal(grid * grid + 1, W, std=W ** -0.5)
+        self.ln_pre, self.ln_post = nn.LayerNorm(W), nn.LayerNorm(W)
+        self.transformer = nn.Module()
+        self.transformer.resblocks = nn.ModuleList(ResBlock(W, hp["clip_heads"], hp["clip_mlp"])
+                                                   for _ in range(hp["clip_layers"]))
+
+
+class PointPatchEmbed(nn.Module):
+    def __init__(self, W):
+        super().__init__()
+        self.conv1 = nn.Conv2d(6, W, 1)
+
+    def forward(self, x, knn):
+        grouped = torch.stack([xb[kb] for xb, kb in zip(x, knn)])          # [B, groups, 32, 6]
+        return F.linear(grouped, self.conv1.weight.flatten(1), self.conv1.bias).max(dim=2).values
+
+
+class Router(nn.Module):
+    def __init__(self, dim, hidden, experts):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, experts)
+
+    def forward(self, x):
+        s = torch.sigmoid(self.fc2(F.gelu(self.fc1(x))))
+        return s / s.sum(-1, keepdim=True)
+
+
+def proj(din, dout):
+    return nn.Sequential(nn.Linear(din, dout), nn.LayerNorm(dout))
+
+
+class Transformer(nn.Module):
+    """OneLLM's `Transformer` (model/LLM/onellm.py) with its parameter names."""
+
+    def __init__(self, hp):
+        super().__init__()
+        W, D, V = hp["clip_width"], hp["llm_dim"], hp["vocab"]
+        self.hp = hp
+        self.tok_embeddings = nn.Embedding(V, D)
+        self.layers = nn.ModuleList(LlamaBlock(D, hp["llm_heads"], ffn_hidden(D, hp["multiple_of"]), hp["norm_eps"])
+                                    for _ in range(hp["llm_layers"]))
+        self.norm = RMSNorm(D, hp["norm_eps"])
+        self.output = nn.Linear(D, V, bias=False)
+        self.clip = nn.Module()
+        self.clip.visual = Visual(hp)
+        upm_hidden = ffn_hidden(W, hp["multiple_of"])
+        self.resample_layers = nn.ModuleList(
+            nn.ModuleList(LlamaBlock(W, hp["upm_heads"], upm_hidden, hp["norm_eps"]) for _ in range(hp["upm_blocks"]))
+            for _ in range(hp["experts"]))
+        k = hp["audio_kernel"]
+        self.conv1 = nn.ModuleDict({
+            "audio": nn.Conv2d(1, W, k, ref.AUDIO_STRIDE),
+            "point": PointPatchEmbed(W),
+            "fmri": nn.Linear(hp["fmri_voxels"], hp["fmri_tokens"] * W),
+            "imu": nn.Conv1d(6, W, hp["imu_kernel"], bias=False)})
+        n_audio = (((128 - k) // ref.AUDIO_STRIDE + 1) * ((1024 - k) // ref.AUDIO_STRIDE + 1))
+        self.positional_embedding = nn.ParameterDict({
+            "audio": normal(n_audio + 1, W), "point": normal(hp["point_groups"] + 1, W),
+            "imu": normal(400 - hp["imu_kernel"] + 2, W), "fmri": normal(hp["fmri_tokens"] + 1, W)})
+        N = hp["resample_tokens"]
+        self.resample_tokens = nn.ParameterDict({m: normal(1, N, W) for m in MODALITIES})
+        self.routers = nn.ModuleDict({m: Router(W, 4 * W, hp["experts"]) for m in MODALITIES})
+        self.clip_proj1 = nn.ModuleDict({m: proj(W, W) for m in MODALITIES})
+        self.clip_proj2 = nn.ModuleDict({m: proj(W, D) for m in MODALITIES})
+        self.start_tag = nn.ParameterDict({m: normal(1, 1, D) for m in MODALITIES})
+        self.end_tag = nn.ParameterDict({m: normal(1, 1, D) for m in MODALITIES})
+        nn.init.normal_(self.tok_embeddings.weight, std=0.02)
+        head_dim = D // hp["llm_heads"]
+        cos, sin = ref.rope_table(head_dim, 512, ref.DEFAULT_ROPE_THETA)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    # ----- encoder: model input batch -> [B, 32, D] modality block
+
+    def tokens(self, m, x, knn=None):
+        """[B, T, L, W] tokens before the class token (T frames for the image-like modalities, else 1)."""
+        W = self.hp["clip_width"]
+        if m in ref.IMAGE_LIKE:
+            B, T = x.shape[:2]
+            y = self.clip.visual.conv1(x.flatten(0, 1))
+            return y.flatten(2).transpose(1, 2).view(B, T, -1, W)
+        if m == "audio":
+            return self.conv1.audio(x).flatten(2).transpose(1, 2)[:, None]
+        if m == "imu":
+            return self.conv1.imu(x).transpose(1, 2)[:, None]
+        if m == "fmri":
+            y = self.conv1.fmri(x.flatten(1))
+            return y.view(-1, W, self.hp["fmri_tokens"]).transpose(1, 2)[:, None]
+        return self.conv1.point(x, knn)[:, None]
+
+    def encode(self, m, x, knn=None, keep=None):
+        """keep: train on this many random tokens per frame (with their positional embeddings) instead of
+        all of them (token dropout as in FLIP); inference always uses all."""
+        v = self.clip.visual
+        t = self.tokens(m, x, knn)
+        pos = v.positional_embedding if m in ref.IMAGE_LIKE else self.positional_embedding[m]
+        if keep is not None and keep < t.shape[2]:
+            idx = torch.randperm(t.shape[2])[:keep].sort().values
+            t = t[:, :, idx]
+            pos = torch.cat((pos[:1], pos[1 + idx]))
+        B, T, L, W = t.shape
+        t = t.flatten(0, 1)
+        h = torch.cat((v.class_embedding.expand(B * T, 1, W), t), 1) + pos
+        h = v.ln_pre(h)
+        for blk in v.transformer.resblocks:
+            h = blk(h)
+        h = v.ln_post(h).view(B, T, L + 1, W).mean(1)
+        h = torch.cat((self.resample_tokens[m].expand(B, -1, -1), self.clip_proj1[m](h)), 1)
+        N = self.hp["resample_tokens"]
+        w = self.routers[m](self.resample_tokens[m][0])                      # [N, experts]
+        mixed = 0
+        for e, expert in enumerate(self.resample_layers):
+            y = h
+            for blk in expert:
+                y = blk(y)
+            mixed = mixed + y[:, :N] * w[:, e:e + 1]
+        up = self.clip_proj2[m](mixed)
+        D = up.shape[-1]
+        return torch.cat((self.start_tag[m].expand(B, 1, D), up, self.end_tag[m].expand(B, 1, D)), 1)
+
+    # ----- decoder with the answer laid out as in either position mode
+
+    def forward(self, m, x, prompt, answers, official, knn=None, keep=None):
+        """Mean cross-entropy of the answer tokens. prompt: ids with BOS; answers: list of id lists (each
+        ending with EOS). official: lay out the answer rows as the released inference code's KV cache does."""
+        block = self.encode(m, x, knn, keep)
+        B = block.shape[0]
+        A = max(len(a) for a in answers)
+        ids = torch.tensor([a + [0] * (A - len(a)) for a in answers])
+        emb_p = self.tok_embeddings(torch.tensor(prompt))
+        h = torch.cat((emb_p[:1].expand(B, 1, -1), block, emb_p[1:].expand(B, -1, -1),
+                       self.tok_embeddings(ids[:, :-1])), 1)
+        P = len(prompt) + block.shape[1]                                    # prompt rows
+        S = h.shape[1]
+        pos = torch.arange(S)
+        mask = torch.ones(S, S, dtype=torch.bool).tril()
+        if official:
+            pos = torch.where(pos >= P, pos - 2, pos)
+            mask[P:, P - 2:P] = False
+        rope = (self.rope_cos[pos][None], self.rope_sin[pos][None])
+        for layer in self.layers:
+            h = layer(h, rope, mask)
+        out = self.output(self.norm(h[:, P - 1:]))                          # rows predicting the answer
+        labels = torch.tensor([a + [-100] * (A - len(a)) for a in answers])
+        return F.cross_entropy(out.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+
+class MetaModel(nn.Module):
+    def __init__(self, hp):
+        super().__init__()
+        self.llma = Transformer(hp)
+
+
+# ------------------------------------------------------------------------------------------ data
+
+class Data:
+    """The .npz files of synth.py, turned into normalised model-input batches."""
+
+    def __init__(self, folder, sp):
+        self.sets = {}
+        for m in MODALITIES:
+            d = np.load(os.path.join(folder, f"{m}.npz"))
+            self.sets[m] = {k: d[k] for k in d.files}
+            self.sets[m]["answers"] = [list(sp.encode(c)) + [ref.EOS_ID] for c in d["captions"]]
+        self.prompts = {m: ref.prompt_ids(sp, synth.PROMPTS[m]) for m in MODALITIES}
+
+    def batch(self, m, rng):
+        s = self.sets[m]
+        idx = rng.choice(len(s["answers"]), min(BATCH[m], len(s["answers"])), replace=False)
+        x = s["x"][idx]
+        knn = None
+        if m in ("image", "video", "rgbd", "rgbn"):
+            if m == "image":
+                x = x[:, None]
+            if m == "video":
+                x = np.stack([v[rng.choice(15, VIDEO_TRAIN_FRAMES, replace=False)] for v in x])
+            x = torch.from_numpy(x).float().div_(255).permute(0, 1, 4, 2, 3)
+            x = (x - torch.from_numpy(ref_mean)[:, None, None]) / torch.from_numpy(ref_std)[:, None, None]
+        else:
+            x = torch.from_numpy(x.astype(np.float32))
+            if m == "point":
+                knn = torch.from_numpy(s["knn"][idx].astype(np.int64))
+        return x, knn, [s["answers"][i] for i in idx]
+
+
+ref_mean = synth.pre.CLIP_MEAN
+ref_std = synth.pre.CLIP_STD
+
+
+# ------------------------------------------------------------------------------------------ main
+
+def params_json(hp):
+    """params.json as the release has it (config/llama2/7B.json), plus this project's head-count keys."""
+    return {"dim": hp["llm_dim"], "multiple_of": hp["multiple_of"], "n_heads": hp["llm_heads"],
+            "n_layers": hp["llm_layers"], "norm_eps": hp["norm_eps"], "vocab_size": -1,
+            "clip_n_heads": hp["clip_heads"], "upm_n_heads": hp["upm_heads"]}
+
+
+def save(model, out):
+    os.makedirs(out, exist_ok=True)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, os.path.join(out, "consolidated.00-of-01.pth"))
+    with open(os.path.join(out, "params.json"), "w") as f:
+        json.dump(params_json(HP), f)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data")
+    ap.add_argument("out")
+    ap.add_argument("--tokenizer", required=True, help="the LLaMA-2 tokenizer.model (32000 pieces)")
+    ap.add_argument("--minutes", type=float, default=25.0, help="training time budget (wall clock)")
+    ap.add_argument("--steps", type=int, default=0, help="fixed number of steps instead of a time budget")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    import sentencepiece
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    sp = sentencepiece.SentencePieceProcessor(model_file=args.tokenizer)
+    data = Data(args.data, sp)
+    model = MetaModel(HP)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{n_params / 1e6:.2f} M parameters", flush=True)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98))
+    order = list(SHARE)
+    weights = np.array([SHARE[m] for m in order]) / sum(SHARE.values())
+    budget = args.minutes * 60
+    start = time.time()
+    step, losses = 0, {m: [] for m in MODALITIES}
+    warmup = args.warmup
+    while True:
+        elapsed = time.time() - start
+        progress = step / args.steps if args.steps else elapsed / budget
+        if progress >= 1:
+            break
+        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        m = order[rng.choice(len(order), p=weights)]
+        x, knn, answers = data.batch(m, rng)
+        loss = model.llma(m, x, data.prompts[m], answers, rng.uniform() < OFFICIAL_LAYOUT_SHARE, knn,
+                          KEEP[m])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses[m].append(loss.item())
+        step += 1
+        if step % 50 == 0:
+            summary = " ".join(f"{k}={np.mean(v[-10:]):.3f}" for k, v in losses.items() if v)
+            print(f"step {step} {elapsed / 60:.1f} min lr {lr:.2e} {summary}", flush=True)
+        if step % 500 == 0:
+            save(model, args.out)
+    save(model, args.out)
+    print(f"trained {step} steps in {(time.time() - start) / 60:.1f} min; wrote {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
