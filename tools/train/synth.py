@@ -20,6 +20,7 @@ distances); the held-out point inputs use the reference's exact indices.
 """
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -33,17 +34,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "reference"))
 import preprocess_ref as pre  # noqa: E402
 
-# The prompts tools/onellm-convert.py writes into the GGUF (onellm.modality.<m>.prompt): the official ones.
-PROMPTS = {
-    "image": "Provide a one-sentence caption for the provided image.",
-    "video": "Provide a one-sentence caption for the provided video.",
-    "audio": "Provide a one-sentence caption for the provided audio.",
-    "point": "What is this?",
-    "rgbd": "Provide a one-sentence caption for the provided image.",
-    "rgbn": "Provide a one-sentence caption for the provided image.",
-    "fmri": "Provide a one-sentence caption for the provided fMRI data.",
-    "imu": "Describe the scene.",
-}
+# The prompts tools/onellm-convert.py writes into the GGUF (onellm.modality.<m>.prompt): the official ones,
+# taken from the converter so that training and the shipped file cannot disagree.
+_convert_spec = importlib.util.spec_from_file_location("onellm_convert",
+                                                       os.path.join(HERE, "..", "onellm-convert.py"))
+_convert = importlib.util.module_from_spec(_convert_spec)
+_convert_spec.loader.exec_module(_convert)
+PROMPTS = _convert.PROMPTS
 
 # Named colours: big-endian ARGB as videotestsrc's foreground-color/background-color take them, and RGB.
 COLOURS = {
