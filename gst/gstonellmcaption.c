@@ -189,15 +189,9 @@ static gboolean
 start (GstOnellmCaption *self)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *path = NULL;
 
-  GST_OBJECT_LOCK (self);
-  path = g_strdup (self->model_path);
-  GST_OBJECT_UNLOCK (self);
-  if (!gst_onellm_model_acquire (GST_ELEMENT (self), path, &self->model, &error)) {
-    gst_onellm_model_post_error (GST_ELEMENT (self), "Could not load the OneLLM model", error);
+  if (!gst_onellm_model_acquire (GST_ELEMENT (self), &self->model_path, &self->model))
     return FALSE;
-  }
   if (!gst_onellm_generator_start (self->gen, self->model, &error)) {
     gst_onellm_model_post_error (GST_ELEMENT (self), "Could not prepare the language model", error);
     return FALSE;
@@ -210,14 +204,8 @@ start (GstOnellmCaption *self)
 static void
 stop (GstOnellmCaption *self)
 {
-  GstOnellmModel *model;
   gst_onellm_generator_stop (self->gen);
-  GST_OBJECT_LOCK (self);
-  model = self->model;
-  self->model = NULL;
-  GST_OBJECT_UNLOCK (self);
-  if (model)
-    gst_onellm_model_unref (model);
+  gst_onellm_model_release (GST_ELEMENT (self), &self->model);
 }
 
 static GstStateChangeReturn

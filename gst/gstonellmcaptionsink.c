@@ -243,10 +243,9 @@ static gboolean
 gst_onellm_caption_sink_start (GstOnellmCaptionSink *self)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *path = NULL, *location = NULL;
+  g_autofree char *location = NULL;
 
   GST_OBJECT_LOCK (self);
-  path = g_strdup (self->model_path);
   location = g_strdup (self->location);
   self->file_format = self->format;
   GST_OBJECT_UNLOCK (self);
@@ -261,10 +260,8 @@ gst_onellm_caption_sink_start (GstOnellmCaptionSink *self)
     if (self->file_format == GST_ONELLM_SUBTITLE_WEBVTT)
       fputs ("WEBVTT\n\n", self->file);
   }
-  if (!gst_onellm_model_acquire (GST_ELEMENT (self), path, &self->model, &error)) {
-    gst_onellm_model_post_error (GST_ELEMENT (self), "Could not load the OneLLM model", error);
+  if (!gst_onellm_model_acquire (GST_ELEMENT (self), &self->model_path, &self->model))
     return FALSE;
-  }
   if (!gst_onellm_generator_start (self->gen, self->model, &error)) {
     gst_onellm_model_post_error (GST_ELEMENT (self), "Could not prepare the language model", error);
     return FALSE;
@@ -276,7 +273,6 @@ gst_onellm_caption_sink_start (GstOnellmCaptionSink *self)
 static void
 gst_onellm_caption_sink_stop (GstOnellmCaptionSink *self)
 {
-  GstOnellmModel *model;
   gst_onellm_generator_stop (self->gen);
   if (self->file) {
     if (fclose (self->file) != 0)
@@ -284,12 +280,7 @@ gst_onellm_caption_sink_stop (GstOnellmCaptionSink *self)
                            (NULL));
     self->file = NULL;
   }
-  GST_OBJECT_LOCK (self);
-  model = self->model;
-  self->model = NULL;
-  GST_OBJECT_UNLOCK (self);
-  if (model)
-    gst_onellm_model_unref (model);
+  gst_onellm_model_release (GST_ELEMENT (self), &self->model);
 }
 
 /* The model is looked for once the pipeline is linked and the neighbours may hold it (READY→PAUSED), as

@@ -195,12 +195,10 @@ peek (GstElement *element, GstOnellmModel **slot, const char *path)
   return model;
 }
 
-gboolean
-gst_onellm_model_acquire (GstElement *element, const char *path, GstOnellmModel **model, GError **error)
+/* gst_onellm_model_acquire with the path already read and the error returned. */
+static gboolean
+acquire (GstElement *element, const char *path, GstOnellmModel **model, GError **error)
 {
-  g_return_val_if_fail (GST_IS_ELEMENT (element), FALSE);
-  g_return_val_if_fail (model != NULL, FALSE);
-  debug_init ();
   g_autofree char *given = path && *path ? g_strdup (path) : ol_model_default_path ();
   g_autofree char *canonical = g_canonicalize_filename (given, NULL);
   g_autoptr (GstOnellmModel) found = peek (element, model, canonical);
@@ -240,6 +238,33 @@ gst_onellm_model_acquire (GstElement *element, const char *path, GstOnellmModel 
   gst_element_set_context (element, context);
   gst_element_post_message (element, gst_message_new_have_context (GST_OBJECT (element), context));
   return TRUE;
+}
+
+gboolean
+gst_onellm_model_acquire (GstElement *element, char *const *path, GstOnellmModel **model)
+{
+  g_return_val_if_fail (GST_IS_ELEMENT (element), FALSE);
+  g_return_val_if_fail (path != NULL && model != NULL, FALSE);
+  debug_init ();
+  g_autoptr (GError) error = NULL;
+  GST_OBJECT_LOCK (element);
+  g_autofree char *given = g_strdup (*path);
+  GST_OBJECT_UNLOCK (element);
+  if (acquire (element, given, model, &error))
+    return TRUE;
+  gst_onellm_model_post_error (element, "Could not load the OneLLM model", error);
+  return FALSE;
+}
+
+void
+gst_onellm_model_release (GstElement *element, GstOnellmModel **model)
+{
+  g_return_if_fail (GST_IS_ELEMENT (element) && model != NULL);
+  GST_OBJECT_LOCK (element);
+  GstOnellmModel *held = g_steal_pointer (model);
+  GST_OBJECT_UNLOCK (element);
+  if (held)
+    gst_onellm_model_unref (held);
 }
 
 gboolean

@@ -26,17 +26,19 @@ OlDevice *gst_onellm_model_get_device (GstOnellmModel *model);
 /* The canonical (absolute) file name the model was loaded from. */
 const char *gst_onellm_model_get_path (GstOnellmModel *model);
 
-/* Makes *model the model of the file at path (NULL: the default model), for element. In order:
+/* Makes *model the model of the file named by *path, the element's `model` property (read under the object
+ * lock of element; NULL or empty: the default model), for element. In order:
  * the model already in *model if it is that file; one found by a context query downstream then upstream;
  * one the application or a bin sets in answer to a NEED_CONTEXT message; one already loaded in this
  * process (the cache, so two pipelines with the same model load it once); else the file is loaded on the
  * default Vulkan device and element posts a HAVE_CONTEXT message so that the rest of the pipeline finds
- * it. The element keeps the reference in *model and releases it with gst_onellm_model_unref when it
- * stops. Errors (missing or corrupt file, no Vulkan device) are OL_ERROR GErrors; the caller turns them
- * into element errors with gst_onellm_model_post_error. Call from a state change (READY→PAUSED), not
- * with the object lock held. */
-gboolean gst_onellm_model_acquire (GstElement *element, const char *path, GstOnellmModel **model,
-                                   GError **error);
+ * it. The element keeps the reference in *model until gst_onellm_model_release. A failure (missing or
+ * corrupt file, no Vulkan device) is posted as an element error of element and returns FALSE. Call from a
+ * state change (READY→PAUSED), not with the object lock held. */
+gboolean gst_onellm_model_acquire (GstElement *element, char *const *path, GstOnellmModel **model);
+
+/* Takes the model out of *model under the object lock of element and drops the element's reference. */
+void gst_onellm_model_release (GstElement *element, GstOnellmModel **model);
 
 /* For the element's GstElementClass.set_context: keeps the model of an "onellm.model" context in *model
  * if it holds none (taking the object lock of element); gst_onellm_model_acquire then uses it if it is the
@@ -50,7 +52,7 @@ gboolean gst_onellm_model_set_context (GstElement *element, GstContext *context,
  * under the object lock of element). Returns TRUE if the query was answered. */
 gboolean gst_onellm_model_handle_context_query (GstElement *element, GstQuery *query, GstOnellmModel **model);
 
-/* Posts error (from gst_onellm_model_acquire or the engine) as a GStreamer error message of element,
+/* Posts error (from the engine) as a GStreamer error message of element,
  * with a domain and code that match the OL_ERROR code and what as the context ("loading the model"). */
 void gst_onellm_model_post_error (GstElement *element, const char *what, const GError *error);
 

@@ -75,15 +75,9 @@ gst_onellm_encoder_start (GstBaseTransform *trans)
 {
   GstOnellmEncoder *self = GST_ONELLM_ENCODER (trans);
   g_autoptr (GError) error = NULL;
-  g_autofree char *path = NULL;
 
-  GST_OBJECT_LOCK (self);
-  path = g_strdup (self->model_path);
-  GST_OBJECT_UNLOCK (self);
-  if (!gst_onellm_model_acquire (GST_ELEMENT (self), path, &self->model, &error)) {
-    gst_onellm_model_post_error (GST_ELEMENT (self), "Could not load the OneLLM model", error);
+  if (!gst_onellm_model_acquire (GST_ELEMENT (self), &self->model_path, &self->model))
     return FALSE;
-  }
   OlModel *model = gst_onellm_model_get_model (self->model);
   if (!ol_model_get_info (model)->has_encoder) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("The model %s has no encoder (a plain LLaMA file)",
@@ -102,14 +96,8 @@ static gboolean
 gst_onellm_encoder_stop (GstBaseTransform *trans)
 {
   GstOnellmEncoder *self = GST_ONELLM_ENCODER (trans);
-  GstOnellmModel *model;
   g_clear_pointer (&self->encoder, ol_encoder_free);
-  GST_OBJECT_LOCK (self);
-  model = self->model;
-  self->model = NULL;
-  GST_OBJECT_UNLOCK (self);
-  if (model)
-    gst_onellm_model_unref (model);
+  gst_onellm_model_release (GST_ELEMENT (self), &self->model);
   return TRUE;
 }
 

@@ -375,15 +375,9 @@ start (GstOnellmTokenizer *self)
   GstOnellmTokenizerPrivate *priv = PRIV (self);
   GstOnellmTokenizerClass *klass = GST_ONELLM_TOKENIZER_GET_CLASS (self);
   g_autoptr (GError) error = NULL;
-  g_autofree char *path = NULL;
 
-  GST_OBJECT_LOCK (self);
-  path = g_strdup (priv->model_path);
-  GST_OBJECT_UNLOCK (self);
-  if (!gst_onellm_model_acquire (GST_ELEMENT (self), path, &priv->model, &error)) {
-    gst_onellm_model_post_error (GST_ELEMENT (self), "Could not load the OneLLM model", error);
+  if (!gst_onellm_model_acquire (GST_ELEMENT (self), &priv->model_path, &priv->model))
     return FALSE;
-  }
   OlModel *model = gst_onellm_model_get_model (priv->model);
   const OlModelInfo *info = ol_model_get_info (model);
   const char *name = ol_modality_name (klass->modality);
@@ -416,16 +410,12 @@ static void
 stop (GstOnellmTokenizer *self)
 {
   GstOnellmTokenizerPrivate *priv = PRIV (self);
-  GstOnellmModel *model;
   reset (self);
   g_clear_pointer (&priv->encoder, ol_encoder_free);
   GST_OBJECT_LOCK (self);
-  model = priv->model;
-  priv->model = NULL;
   gst_caps_replace (&priv->src_caps, NULL);
   GST_OBJECT_UNLOCK (self);
-  if (model)
-    gst_onellm_model_unref (model);
+  gst_onellm_model_release (GST_ELEMENT (self), &priv->model);
 }
 
 static GstStateChangeReturn
