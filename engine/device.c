@@ -355,6 +355,8 @@ probe (OlDevice *dev)
   c->subgroup_size = MAX (sub.subgroupSize, 1);
   c->subgroup_arithmetic = (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
       (sub.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+  c->subgroup_shuffle = (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+      (sub.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
   c->max_shared_memory = l->maxComputeSharedMemorySize;
   c->max_workgroup_invocations = l->maxComputeWorkGroupInvocations;
   for (int i = 0; i < 3; i++) {

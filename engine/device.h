@@ -25,6 +25,7 @@ typedef struct {
   guint32 api_version;
   guint32 subgroup_size;
   gboolean subgroup_arithmetic;       /* subgroupAdd & co. in compute shaders */
+  gboolean subgroup_shuffle;          /* subgroupShuffle & co. in compute shaders */
   guint32 max_shared_memory;          /* bytes per workgroup */
   guint32 max_workgroup_invocations;
   guint32 max_workgroup_size[3];
