@@ -241,13 +241,17 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
 }
 
 /* Attention: tile sizes are specialization constants chosen per head_dim so that the shared memory
- * fits the device; few tiles (decode) split the keys across workgroups and a combine pass merges them. */
+ * fits the device; few tiles (decode) split the keys across workgroups and a combine pass merges them.
+ * CPU devices get the ROWS main pass instead (see attention_rows_shape). */
 
 #define ATTN_WG 128
 #define ATTN_COMBINE_WG 64
 #define ATTN_MAX_HEAD_DIM 256
 #define ATTN_TARGET_GROUPS 256    /* workgroups that keep a large GPU busy */
 #define ATTN_MIN_SPLIT_KEYS 128   /* fewer keys per split cost more in the combine than they gain */
+#define ATTN_ROWS_MAX_R 4         /* query rows per invocation of the ROWS pass */
+#define ATTN_ROWS_GROUPS_PER_CORE 4
+#define ATTN_ROWS_MIN_SPLIT_KEYS 256
 
 typedef struct {
   guint32 tq, tk, n_heads, n_kv_heads, group, oq, ok, ov, oo, on, flags;
@@ -270,6 +274,34 @@ disjoint (const OlTensor *a, const OlTensor *b)
 {
   return a->buffer != b->buffer || a->offset + ol_tensor_n_bytes (a) <= b->offset ||
          b->offset + ol_tensor_n_bytes (b) <= a->offset;
+}
+
+/* CPU drivers run a workgroup's invocations as the SIMD lanes of one thread and load memory lane by lane,
+ * so the tiled pass's shared-memory tiles and barriers cost far more there than its arithmetic. The ROWS
+ * pass (one subgroup per workgroup, K/V in 64-bit words, rows and keys traded with subgroupShuffle) runs
+ * on CPU devices that can run it, unless $ONELLM_ATTN_TILED=1 asks for the tiled pass (so that both can be
+ * tested on one device). Its shape: a single row per KV head (decode) deals its keys round the lanes,
+ * BC = 4 per lane per block; otherwise each lane owns R ≤ 4 rows and the blocks are one key per lane. */
+static gboolean
+attention_rows_shape (const OlDeviceCaps *c, guint64 rows, const OlBinding *k, guint32 ok, const OlBinding *v,
+                      guint32 ov, guint32 *br, guint32 *bc, guint32 *wg)
+{
+  if (c->type != OL_DEVICE_TYPE_CPU || !c->subgroup_shuffle || !c->int64_arithmetic || c->subgroup_size < 2 ||
+      c->subgroup_size > c->max_workgroup_invocations || k->offset % 8 != 0 || ok % 2 != 0 ||
+      v->offset % 8 != 0 || ov % 2 != 0 || g_strcmp0 (g_getenv ("ONELLM_ATTN_TILED"), "1") == 0)
+    return FALSE;
+  *wg = c->subgroup_size;
+  if (rows == 1) {
+    *br = 1;
+    *bc = 4 * *wg;
+  } else {
+    guint32 r = 1;
+    while (r < ATTN_ROWS_MAX_R && r * *wg < rows)
+      r *= 2;
+    *br = r * *wg;
+    *bc = *wg;
+  }
+  return TRUE;
 }
 
 gboolean
@@ -297,40 +329,58 @@ ol_op_attention (OlGraph *g, const OlTensor *out, const OlTensor *q, const OlTen
               "too many elements in", ol_tensor_n_elements (q) > G_MAXUINT32 / 2 ? q : k))
     return FALSE;
 
-  guint64 group = n_heads / n_kv_heads, rows = tq * group;
+  AttentionParams pc = {
+    .tq = tq, .tk = tk, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .group = n_heads / n_kv_heads,
+    .flags = (causal ? 1u : 0u) | (n_kv ? 2u : 0u), .scale = scale,
+  };
+  OlBinding bind[5];
+  if (!ol_graph_bind_tensor (g, q, FALSE, &bind[0], &pc.oq) || !ol_graph_bind_tensor (g, k, FALSE, &bind[1], &pc.ok) ||
+      !ol_graph_bind_tensor (g, v, FALSE, &bind[2], &pc.ov) ||
+      !ol_graph_bind_tensor (g, n_kv ? n_kv : q, FALSE, &bind[4], &pc.on))
+    return FALSE;
+
+  guint64 rows = (guint64) tq * pc.group;
   const OlDeviceCaps *c = &ol_graph_get_device (g)->caps;
-  guint32 br = 16, bc = 32;
-  while (br > 1 && br / 2 >= rows)
-    br /= 2;
-  while (attention_shared_bytes (d, br, bc) > c->max_shared_memory && (bc > 8 || br > 1)) {
-    if (bc > 8)
-      bc /= 2;
-    else
+  guint32 br = 16, bc = 32, wg = ATTN_WG;
+  gboolean by_rows = attention_rows_shape (c, rows, &bind[1], pc.ok, &bind[2], pc.ov, &br, &bc, &wg);
+  if (!by_rows) {
+    while (br > 1 && br / 2 >= rows)
       br /= 2;
+    while (attention_shared_bytes (d, br, bc) > c->max_shared_memory && (bc > 8 || br > 1)) {
+      if (bc > 8)
+        bc /= 2;
+      else
+        br /= 2;
+    }
   }
   guint64 row_tiles = (rows + br - 1) / br;
-  if (!check (g, attention_shared_bytes (d, br, bc) <= c->max_shared_memory && c->max_workgroup_invocations >= ATTN_WG,
+  if (!check (g, by_rows || (attention_shared_bytes (d, br, bc) <= c->max_shared_memory &&
+                             c->max_workgroup_invocations >= ATTN_WG),
               op, "head_dim too large for the device's shared memory: q", q) ||
       !check (g, row_tiles <= c->max_workgroup_count[1] && n_kv_heads * nb <= c->max_workgroup_count[2], op,
               "too many query rows or heads for the device: q", q))
     return FALSE;
 
+  /* A CPU driver runs a workgroup per thread: a few per core balance them; a GPU wants hundreds. */
   guint64 tiles = row_tiles * n_kv_heads * nb, n_split = 1;
-  if (tiles < ATTN_TARGET_GROUPS)
-    n_split = MAX (1, MIN ((ATTN_TARGET_GROUPS + tiles - 1) / tiles, (guint64) tk / ATTN_MIN_SPLIT_KEYS));
+  guint64 target = by_rows ? ATTN_ROWS_GROUPS_PER_CORE * (guint64) g_get_num_processors ()
+                            : ATTN_TARGET_GROUPS;
+  guint64 min_keys = by_rows ? ATTN_ROWS_MIN_SPLIT_KEYS : ATTN_MIN_SPLIT_KEYS;
+  if (tiles < target)
+    n_split = MAX (1, MIN ((target + tiles - 1) / tiles, (guint64) tk / min_keys));
   guint64 chunk = ((tk + n_split - 1) / n_split + bc - 1) / bc * bc;
   n_split = (tk + chunk - 1) / chunk;
+  /* The ROWS pass's single-row shape leaves a partial result per invocation, merged like splits. */
+  guint64 n_parts = by_rows && br == 1 ? n_split * wg : n_split;
+  pc.chunk = chunk;
+  pc.n_split = n_parts;
+  if (n_parts > 1)
+    pc.flags |= 4u;
 
-  AttentionParams pc = {
-    .tq = tq, .tk = tk, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .group = group,
-    .flags = (causal ? 1u : 0u) | (n_kv ? 2u : 0u) | (n_split > 1 ? 4u : 0u),
-    .scale = scale, .chunk = chunk, .n_split = n_split,
-  };
   guint64 n_out_rows = (guint64) nb * n_heads * tq;
   OlBuffer *scratch = NULL;
-  OlBinding bind[5];
-  if (n_split > 1) {
-    guint64 part_bytes = n_out_rows * n_split * d * 4, ml_bytes = n_out_rows * n_split * 2 * 4;
+  if (n_parts > 1) {
+    guint64 part_bytes = n_out_rows * n_parts * d * 4, ml_bytes = n_out_rows * n_parts * 2 * 4;
     if (!check (g, (part_bytes + ml_bytes) / 4 <= G_MAXUINT32, op, "too many split partials for q", q) ||
         (scratch = ol_graph_scratch (g, part_bytes + ml_bytes)) == NULL)
       return FALSE;
@@ -342,19 +392,17 @@ ol_op_attention (OlGraph *g, const OlTensor *out, const OlTensor *q, const OlTen
   } else if (!ol_graph_bind_tensor (g, out, TRUE, &bind[3], &pc.oo)) {
     return FALSE;
   }
-  if (!ol_graph_bind_tensor (g, q, FALSE, &bind[0], &pc.oq) || !ol_graph_bind_tensor (g, k, FALSE, &bind[1], &pc.ok) ||
-      !ol_graph_bind_tensor (g, v, FALSE, &bind[2], &pc.ov) ||
-      !ol_graph_bind_tensor (g, n_kv ? n_kv : q, FALSE, &bind[4], &pc.on))
+  guint32 spec[4] = { d, br, bc, wg };
+  const char *variant = by_rows ? (k->type == OL_TYPE_F16 ? "attention_rows_f16" : "attention_rows_f32")
+                                : (k->type == OL_TYPE_F16 ? "attention_f16" : "attention_f32");
+  if (!ol_graph_dispatch (g, op, variant, spec, 4, bind, 5, &pc, sizeof (pc), n_split, row_tiles,
+                          n_kv_heads * nb))
     return FALSE;
-  guint32 spec[4] = { d, br, bc, ATTN_WG };
-  if (!ol_graph_dispatch (g, op, k->type == OL_TYPE_F16 ? "attention_f16" : "attention_f32", spec, 4, bind, 5,
-                          &pc, sizeof (pc), n_split, row_tiles, n_kv_heads * nb))
-    return FALSE;
-  if (n_split == 1)
+  if (n_parts == 1)
     return TRUE;
 
   AttentionCombineParams cp = {
-    .tq = tq, .n_heads = n_heads, .n_split = n_split, .n_rows = n_out_rows,
+    .tq = tq, .n_heads = n_heads, .n_split = n_parts, .n_rows = n_out_rows,
     .opart = pc.oo, .oml = pc.oml,
   };
   OlBinding cbind[2] = { bind[3] };

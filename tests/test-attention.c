@@ -119,7 +119,7 @@ test_encoder (void)
   const Case cases[] = {
     { 64, 4, 4, 257, 257, -1, 1, FALSE, OL_TYPE_F32, 1 },
     { 64, 2, 2, 33, 300, -1, 3, FALSE, OL_TYPE_F16, 1 },
-    { 256, 2, 1, 7, 300, -1, 1, FALSE, OL_TYPE_F16, 1 },
+    { 256, 2, 1, 17, 300, -1, 1, FALSE, OL_TYPE_F16, 1 },
     { 64, 16, 16, 287, 287, -1, 1, FALSE, OL_TYPE_F32, 1, TRUE },
   };
   check_cases (cases, G_N_ELEMENTS (cases));
@@ -147,15 +147,38 @@ test_prompt (void)
     { 128, 2, 2, 257, 2048, 300, 1, TRUE, OL_TYPE_F16, 1 },
     { 64, 8, 2, 33, 64, 40, 1, TRUE, OL_TYPE_F32, 1 },
     { 128, 4, 1, 7, 31, -1, 3, TRUE, OL_TYPE_F16, 2 },
+    { 32, 2, 1, 40, 600, 550, 1, TRUE, OL_TYPE_F32, 1 },   /* few row tiles: keys split */
   };
   check_cases (cases, G_N_ELEMENTS (cases));
 }
 
-/* One recording, re-run as the number of valid keys grows (a decode graph). */
+/* The tiled main pass where CPU devices run the ROWS pass by default (ONELLM_ATTN_TILED is read when the
+ * op is recorded), so that both stay tested on lavapipe; on other devices this repeats the tiled pass. */
 static void
-test_rerun (void)
+test_tiled (void)
 {
-  const guint d = 64, heads = 4, kv_heads = 2, cap = 600;
+  const Case cases[] = {
+    { 8, 2, 2, 1, 1, -1, 1, TRUE, OL_TYPE_F32, 1 },
+    { 4, 3, 1, 7, 31, -1, 2, FALSE, OL_TYPE_F16, 1 },
+    { 16, 8, 2, 33, 31, -1, 1, TRUE, OL_TYPE_F32, 1 },
+    { 12, 2, 1, 5, 9, 0, 1, FALSE, OL_TYPE_F32, 1 },
+    { 64, 2, 2, 33, 300, -1, 3, FALSE, OL_TYPE_F16, 1 },
+    { 256, 2, 1, 7, 300, -1, 1, FALSE, OL_TYPE_F16, 1 },
+    { 64, 4, 1, 1, 2048, 2000, 1, TRUE, OL_TYPE_F16, 1 },
+    { 128, 4, 4, 1, 400, 300, 3, TRUE, OL_TYPE_F16, 1 },
+    { 64, 8, 2, 33, 64, 40, 1, TRUE, OL_TYPE_F32, 1 },
+  };
+  g_setenv ("ONELLM_ATTN_TILED", "1", TRUE);
+  check_cases (cases, G_N_ELEMENTS (cases));
+  g_unsetenv ("ONELLM_ATTN_TILED");
+}
+
+/* One recording, re-run as the number of valid keys grows (a decode graph), with GQA (2 query rows per
+ * KV head) and without (one row: on CPU devices the keys are dealt round the invocations). */
+static void
+check_rerun (guint kv_heads)
+{
+  const guint d = 64, heads = 4, cap = 600;
   g_autofree float *q = NULL, *k = NULL, *v = NULL, *junk = NULL;
   OlTensor *tq = random_tensor (OL_TYPE_F32, heads * d, 1, 1, &q);
   OlTensor *tk = random_tensor (OL_TYPE_F16, kv_heads * d, cap, 1, &k);
@@ -183,6 +206,13 @@ test_rerun (void)
   ol_tensor_free (tv);
   ol_tensor_free (to);
   ol_tensor_free (tn);
+}
+
+static void
+test_rerun (void)
+{
+  check_rerun (2);
+  check_rerun (4);
 }
 
 static void
@@ -244,6 +274,7 @@ main (int argc, char **argv)
   g_test_add_func ("/attention/decode", test_decode);
   g_test_add_func ("/attention/prompt", test_prompt);
   g_test_add_func ("/attention/rerun", test_rerun);
+  g_test_add_func ("/attention/tiled", test_tiled);
   g_test_add_func ("/attention/errors", test_errors);
   int r = g_test_run ();
   g_rand_free (rng);
