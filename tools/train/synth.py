@@ -104,17 +104,19 @@ def gst_audio(cfg, seconds):
 
 # ------------------------------------------------------------------------------------------ image and video
 
-# pattern -> (uses colours, caption template, keyword)
+# pattern -> (uses colours, caption template, keyword). The key attribute comes before the colours in every
+# caption: a small language model writes the words in order, and a colour written first would make it pick the
+# pattern (or shape) it saw most with that colour in training instead of the one it sees.
 IMAGE_PATTERNS = {
-    "ball": (True, "A {fg} ball on a {bg} background.", "ball"),
+    "ball": (True, "A ball, {fg} on a {bg} background.", "ball"),
     "smpte": (False, "Colour bars of a television test pattern.", "bars"),
     "snow": (False, "Random black and white television snow.", "snow"),
     "checkers-1": (False, "A fine red and green checkerboard.", "checkerboard"),
     "checkers-4": (False, "A red and green checkerboard.", "checkerboard"),
     "checkers-8": (False, "A coarse red and green checkerboard.", "checkerboard"),
-    "circular": (True, "Concentric {fg} and {bg} circles.", "circles"),
-    "pinwheel": (True, "A {fg} and {bg} pinwheel.", "pinwheel"),
-    "spokes": (True, "{Fg} spokes on a {bg} background.", "spokes"),
+    "circular": (True, "Concentric circles in {fg} and {bg}.", "circles"),
+    "pinwheel": (True, "A pinwheel in {fg} and {bg}.", "pinwheel"),
+    "spokes": (True, "Spokes in {fg} on a {bg} background.", "spokes"),
     "gradient": (True, "A vertical gradient from {bg} to {fg}.", "gradient"),
     "solid-color": (True, "A plain {fg} screen.", None),          # keyword: the colour
 }
@@ -129,8 +131,7 @@ def colour_pair_heldout(fg, bg):
 
 
 def caption_fill(template, cfg):
-    fg, bg = cfg.get("fg", ""), cfg.get("bg", "")
-    return template.format(fg=fg, bg=bg, Fg=fg.capitalize())
+    return template.format(fg=cfg.get("fg", ""), bg=cfg.get("bg", ""))
 
 
 def draw_visual(rng, heldout):
@@ -160,7 +161,7 @@ def video_sample(rng, heldout=False):
     cfg, template, keyword = draw_visual(rng, heldout)
     if cfg["pattern"] == "ball":
         cfg["motion"] = str(rng.choice(list(MOTIONS)))
-        caption = f"A {cfg['fg']} ball {MOTIONS[cfg['motion']]} on a {cfg['bg']} background."
+        caption = f"A ball {MOTIONS[cfg['motion']]}, {cfg['fg']} on a {cfg['bg']} background."
     else:
         caption = "A still picture: " + caption_fill(template, cfg)[0].lower() + caption_fill(template, cfg)[1:]
     return cfg, caption, keyword
@@ -293,7 +294,7 @@ def imu_sample(rng, heldout=False):
     cadence = {"still": 0.0, "walking": rng.uniform(1.5, 2.2), "running": rng.uniform(2.5, 3.5),
                "turning": rng.uniform(1.0, 3.0), "shaking": rng.uniform(1.5, 3.0)}[motion]
     cfg = {"motion": motion, "orientation": ORIENTATIONS[o], "cadence": round(float(cadence), 2),
-           "rate": int(rng.choice([100, 200])), "seed": int(rng.integers(1 << 31))}
+           "rate": int(rng.choice([50, 400] if heldout else [100, 200])), "seed": int(rng.integers(1 << 31))}
     return cfg, IMU_MOTIONS[motion], IMU_KEYWORD[motion]
 
 
@@ -357,7 +358,7 @@ def point_sample(rng, heldout=False):
             break
     cfg = {"shape": shape, "colour": COLOUR_NAMES[c], "scale": [round(float(s), 2) for s in rng.uniform(0.7, 1.3, 3)],
            "yaw": round(float(rng.uniform(0, math.pi)), 3), "seed": int(rng.integers(1 << 31))}
-    return cfg, f"A {cfg['colour']} {shape}.", shape
+    return cfg, f"A {shape} in {cfg['colour']}.", shape
 
 
 def fast_point_indices(x, groups=1024, k=32):
@@ -444,7 +445,7 @@ def scene_sample(rng, heldout=False):
             break
     cfg = {"shape": shape, "colour": COLOUR_NAMES[c], "yaw": round(float(rng.uniform(0, math.pi / 2)), 3),
            "distance": round(float(rng.uniform(-0.5, 1.0)), 2), "map_only": bool(rng.uniform() < 0.3)}
-    return cfg, f"A {cfg['colour']} {shape} on the floor in front of a wall.", shape
+    return cfg, f"A {shape} in {cfg['colour']} on the floor in front of a wall.", shape
 
 
 def scene_input(cfg, kind):
@@ -498,8 +499,8 @@ def fmri_sample(rng, heldout=False):
 
 SAMPLERS = {"image": image_sample, "video": video_sample, "audio": audio_sample, "point": point_sample,
             "rgbd": scene_sample, "rgbn": scene_sample, "fmri": fmri_sample, "imu": imu_sample}
-TRAIN_COUNTS = {"image": 900, "video": 250, "audio": 700, "point": 500, "rgbd": 400, "rgbn": 400,
-                "fmri": 600, "imu": 600}
+TRAIN_COUNTS = {"image": 2000, "video": 500, "audio": 700, "point": 1200, "rgbd": 800, "rgbn": 800,
+                "fmri": 600, "imu": 1000}
 HELDOUT_COUNT = 30
 
 

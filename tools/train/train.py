@@ -15,7 +15,7 @@ the answer tokens and the closing EOS. Half of the batches lay the answer out as
 does (spec §6.4: the answer rows start 2 positions early and cannot see the last 2 prompt rows), so the model
 captions correctly in both of the engine's position modes.
 
-    train.py DATA_DIR OUT_DIR --tokenizer tokenizer.model [--minutes M] [--seed S]
+    train.py DATA_DIR OUT_DIR --tokenizer tokenizer.model [--minutes M | --steps N] [--seed S]
 """
 
 import argparse
@@ -48,8 +48,9 @@ HP = dict(clip_width=64, clip_layers=2, clip_heads=2, clip_mlp=256, patch=14,
 # Samples per batch and the share of the steps per modality (the harder visual ones get more)
 BATCH = {"image": 8, "video": 4, "audio": 8, "point": 8, "rgbd": 6, "rgbn": 6, "fmri": 16, "imu": 16}
 # Tokens per frame kept by token dropout during training (all of them at inference)
-KEEP = {"image": 96, "video": 64, "audio": 128, "point": 128, "rgbd": 80, "rgbn": 80, "fmri": None, "imu": 96}
-SHARE = {"image": 3, "video": 2, "audio": 2, "point": 2, "rgbd": 1.5, "rgbn": 1.5, "fmri": 1, "imu": 1}
+# (images keep all: a small ball covers a few patches that dropout would often remove)
+KEEP = {"image": None, "video": 128, "audio": 128, "point": 128, "rgbd": 80, "rgbn": 80, "fmri": None, "imu": 96}
+SHARE = {"image": 3, "video": 2, "audio": 2, "point": 3, "rgbd": 2, "rgbn": 2, "fmri": 1, "imu": 2}
 VIDEO_TRAIN_FRAMES = 4          # random frames of the 15 per step; the model averages whatever it gets
 OFFICIAL_LAYOUT_SHARE = 0.5
 
@@ -329,10 +330,18 @@ class MetaModel(nn.Module):
 
 # ------------------------------------------------------------------------------------------ data
 
+def random_rotations(n, gen):
+    """n uniformly distributed 3-D rotation matrices (QR of Gaussian matrices with the sign fixed)."""
+    q, r = torch.linalg.qr(torch.randn(n, 3, 3, generator=gen))
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
+    return q * torch.sign(torch.det(q))[:, None, None]
+
+
 class Data:
     """The .npz files of synth.py, turned into normalised model-input batches."""
 
-    def __init__(self, folder, sp):
+    def __init__(self, folder, sp, seed=0):
+        self.gen = torch.Generator().manual_seed(seed)
         self.sets = {}
         for m in MODALITIES:
             d = np.load(os.path.join(folder, f"{m}.npz"))
@@ -356,6 +365,11 @@ class Data:
             x = torch.from_numpy(x.astype(np.float32))
             if m == "point":
                 knn = torch.from_numpy(s["knn"][idx].astype(np.int64))
+            if m == "imu":
+                # The device held in any orientation: the accelerometer and gyroscope triples turn together,
+                # so the motion, not the direction of gravity, has to decide the caption.
+                r = random_rotations(x.shape[0], self.gen)
+                x = torch.cat((r @ x[:, :3], r @ x[:, 3:]), 1)
         return x, knn, [s["answers"][i] for i in idx]
 
 
@@ -398,7 +412,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     sp = sentencepiece.SentencePieceProcessor(model_file=args.tokenizer)
-    data = Data(args.data, sp)
+    data = Data(args.data, sp, args.seed)
     model = MetaModel(HP)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f} M parameters", flush=True)
