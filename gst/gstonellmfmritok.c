@@ -19,8 +19,7 @@ G_DECLARE_FINAL_TYPE (GstOnellmFmriTok, gst_onellm_fmri_tok, GST, ONELLM_FMRI_TO
 struct _GstOnellmFmriTok {
   GstOnellmTokenizer parent;
   int voxels;                 /* of the caps; 0: file mode */
-  GByteArray *file;
-  GstClockTime file_pts;
+  GstOnellmFile file;
   float *input;
 };
 
@@ -68,30 +67,27 @@ gst_onellm_fmri_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuff
   GstOnellmFmriTok *self = GST_ONELLM_FMRI_TOK (tok);
   GstFlowReturn ret = GST_FLOW_OK;
   GstMapInfo map;
+  if (self->voxels == 0) {
+    gst_onellm_file_push (&self->file, buffer);
+    return GST_FLOW_OK;
+  }
   if (!gst_buffer_map (buffer, &map, GST_MAP_READ)) {
     gst_buffer_unref (buffer);
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not map a buffer"), (NULL));
     return GST_FLOW_ERROR;
   }
-  if (self->voxels > 0) {
-    gsize row = (gsize) self->voxels * sizeof (float);
-    if (map.size == 0 || map.size % row != 0) {
-      GST_ELEMENT_ERROR (self, STREAM, FORMAT,
-                         ("An fMRI buffer of %" G_GSIZE_FORMAT " bytes is not a whole number "
-                          "of %d-voxel float32 vectors",
-                          map.size, self->voxels),
-                         (NULL));
-      ret = GST_FLOW_ERROR;
-    } else {
-      float *data = g_memdup2 (map.data, map.size);
-      ret = tokenize (self, data, (gint64) (map.size / row), self->voxels, GST_BUFFER_PTS (buffer),
-                      GST_BUFFER_DURATION (buffer));
-      g_free (data);
-    }
+  gsize row = (gsize) self->voxels * sizeof (float);
+  if (map.size == 0 || map.size % row != 0) {
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+                       ("An fMRI buffer of %" G_GSIZE_FORMAT " bytes is not a whole number of %d-voxel "
+                        "float32 vectors", map.size, self->voxels),
+                       (NULL));
+    ret = GST_FLOW_ERROR;
   } else {
-    if (self->file->len == 0)
-      self->file_pts = GST_BUFFER_PTS (buffer);
-    g_byte_array_append (self->file, map.data, (guint) map.size);
+    float *data = g_memdup2 (map.data, map.size);
+    ret = tokenize (self, data, (gint64) (map.size / row), self->voxels, GST_BUFFER_PTS (buffer),
+                    GST_BUFFER_DURATION (buffer));
+    g_free (data);
   }
   gst_buffer_unmap (buffer, &map);
   gst_buffer_unref (buffer);
@@ -105,10 +101,12 @@ gst_onellm_fmri_tok_drain (GstOnellmTokenizer *tok)
   g_autoptr (GError) error = NULL;
   guint n_dims;
   gint64 shape[OL_NPY_MAX_DIMS];
-  if (self->voxels > 0 || self->file->len == 0)
+  if (self->voxels > 0 || self->file.bytes->len == 0)
     return GST_FLOW_OK;
-  g_autofree float *data = ol_npy_parse (self->file->data, self->file->len, &n_dims, shape, &error);
-  g_byte_array_set_size (self->file, 0);
+  GByteArray *bytes = self->file.bytes;
+  g_autofree float *data = ol_npy_parse (bytes->data, bytes->len, &n_dims, shape, &error);
+  GstClockTime pts = self->file.pts;
+  gst_onellm_file_clear (&self->file);
   if (data == NULL)
     return gst_onellm_tokenizer_input_error (tok, error);
   if (n_dims != 1 && n_dims != 2) {
@@ -116,15 +114,14 @@ gst_onellm_fmri_tok_drain (GstOnellmTokenizer *tok)
                  "[repetitions, voxels], not %u-dimensional", n_dims);
     return gst_onellm_tokenizer_input_error (tok, error);
   }
-  return tokenize (self, data, n_dims == 1 ? 1 : shape[0], shape[n_dims - 1],
-                   self->file_pts != GST_CLOCK_TIME_NONE ? self->file_pts : 0, GST_CLOCK_TIME_NONE);
+  return tokenize (self, data, n_dims == 1 ? 1 : shape[0], shape[n_dims - 1], pts, GST_CLOCK_TIME_NONE);
 }
 
 static void
 gst_onellm_fmri_tok_reset (GstOnellmTokenizer *tok)
 {
   GstOnellmFmriTok *self = GST_ONELLM_FMRI_TOK (tok);
-  g_byte_array_set_size (self->file, 0);
+  gst_onellm_file_clear (&self->file);
   g_clear_pointer (&self->input, g_free);
 }
 
@@ -132,7 +129,7 @@ static void
 gst_onellm_fmri_tok_finalize (GObject *object)
 {
   GstOnellmFmriTok *self = GST_ONELLM_FMRI_TOK (object);
-  g_byte_array_unref (self->file);
+  gst_onellm_file_free (&self->file);
   g_free (self->input);
   G_OBJECT_CLASS (gst_onellm_fmri_tok_parent_class)->finalize (object);
 }
@@ -140,7 +137,7 @@ gst_onellm_fmri_tok_finalize (GObject *object)
 static void
 gst_onellm_fmri_tok_init (GstOnellmFmriTok *self)
 {
-  self->file = g_byte_array_new ();
+  gst_onellm_file_init (&self->file);
 }
 
 static void

@@ -19,8 +19,7 @@ G_DECLARE_FINAL_TYPE (GstOnellmPointTok, gst_onellm_point_tok, GST, ONELLM_POINT
 struct _GstOnellmPointTok {
   GstOnellmTokenizer parent;
   gboolean raw;
-  GByteArray *file;
-  GstClockTime file_pts;
+  GstOnellmFile file;
   float *input;
 };
 
@@ -220,27 +219,24 @@ gst_onellm_point_tok_handle_buffer (GstOnellmTokenizer *tok, GstPad *pad, GstBuf
   GstOnellmPointTok *self = GST_ONELLM_POINT_TOK (tok);
   GstFlowReturn ret = GST_FLOW_OK;
   GstMapInfo map;
+  if (!self->raw) {
+    gst_onellm_file_push (&self->file, buffer);
+    return GST_FLOW_OK;
+  }
   if (!gst_buffer_map (buffer, &map, GST_MAP_READ)) {
     gst_buffer_unref (buffer);
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not map a buffer"), (NULL));
     return GST_FLOW_ERROR;
   }
-  if (self->raw) {
-    if (map.size % (6 * sizeof (float)) != 0) {
-      GST_ELEMENT_ERROR (self, STREAM, FORMAT,
-                         ("A point buffer of %" G_GSIZE_FORMAT " bytes is not N×6 float32", map.size),
-                         (NULL));
-      ret = GST_FLOW_ERROR;
-    } else {
-      float *points = g_memdup2 (map.data, map.size);
-      ret = tokenize (self, points, (gint64) (map.size / (6 * sizeof (float))), GST_BUFFER_PTS (buffer),
-                      GST_BUFFER_DURATION (buffer));
-      g_free (points);
-    }
+  if (map.size % (6 * sizeof (float)) != 0) {
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+                       ("A point buffer of %" G_GSIZE_FORMAT " bytes is not N×6 float32", map.size), (NULL));
+    ret = GST_FLOW_ERROR;
   } else {
-    if (self->file->len == 0)
-      self->file_pts = GST_BUFFER_PTS (buffer);
-    g_byte_array_append (self->file, map.data, (guint) map.size);
+    float *points = g_memdup2 (map.data, map.size);
+    ret = tokenize (self, points, (gint64) (map.size / (6 * sizeof (float))), GST_BUFFER_PTS (buffer),
+                    GST_BUFFER_DURATION (buffer));
+    g_free (points);
   }
   gst_buffer_unmap (buffer, &map);
   gst_buffer_unref (buffer);
@@ -253,21 +249,21 @@ gst_onellm_point_tok_drain (GstOnellmTokenizer *tok)
   GstOnellmPointTok *self = GST_ONELLM_POINT_TOK (tok);
   g_autoptr (GError) error = NULL;
   gint64 n;
-  if (self->raw || self->file->len == 0)
+  if (self->raw || self->file.bytes->len == 0)
     return GST_FLOW_OK;
-  g_autofree float *points = parse_file (self->file->data, self->file->len, &n, &error);
-  g_byte_array_set_size (self->file, 0);
+  g_autofree float *points = parse_file (self->file.bytes->data, self->file.bytes->len, &n, &error);
+  GstClockTime pts = self->file.pts;
+  gst_onellm_file_clear (&self->file);
   if (points == NULL)
     return gst_onellm_tokenizer_input_error (tok, error);
-  return tokenize (self, points, n, self->file_pts != GST_CLOCK_TIME_NONE ? self->file_pts : 0,
-                   GST_CLOCK_TIME_NONE);
+  return tokenize (self, points, n, pts, GST_CLOCK_TIME_NONE);
 }
 
 static void
 gst_onellm_point_tok_reset (GstOnellmTokenizer *tok)
 {
   GstOnellmPointTok *self = GST_ONELLM_POINT_TOK (tok);
-  g_byte_array_set_size (self->file, 0);
+  gst_onellm_file_clear (&self->file);
   g_clear_pointer (&self->input, g_free);
 }
 
@@ -275,7 +271,7 @@ static void
 gst_onellm_point_tok_finalize (GObject *object)
 {
   GstOnellmPointTok *self = GST_ONELLM_POINT_TOK (object);
-  g_byte_array_unref (self->file);
+  gst_onellm_file_free (&self->file);
   g_free (self->input);
   G_OBJECT_CLASS (gst_onellm_point_tok_parent_class)->finalize (object);
 }
@@ -283,7 +279,7 @@ gst_onellm_point_tok_finalize (GObject *object)
 static void
 gst_onellm_point_tok_init (GstOnellmPointTok *self)
 {
-  self->file = g_byte_array_new ();
+  gst_onellm_file_init (&self->file);
 }
 
 static void

@@ -519,6 +519,37 @@ gst_onellm_tokenizer_class_init (GstOnellmTokenizerClass *klass)
 }
 
 void
+gst_onellm_file_init (GstOnellmFile *f)
+{
+  f->bytes = g_byte_array_new ();
+  f->pts = 0;
+}
+
+void
+gst_onellm_file_free (GstOnellmFile *f)
+{
+  g_clear_pointer (&f->bytes, g_byte_array_unref);
+}
+
+void
+gst_onellm_file_clear (GstOnellmFile *f)
+{
+  g_byte_array_set_size (f->bytes, 0);
+  f->pts = 0;
+}
+
+void
+gst_onellm_file_push (GstOnellmFile *f, GstBuffer *buffer)
+{
+  gsize size = gst_buffer_get_size (buffer), len = f->bytes->len;
+  if (len == 0 && GST_BUFFER_PTS_IS_VALID (buffer))
+    f->pts = GST_BUFFER_PTS (buffer);
+  g_byte_array_set_size (f->bytes, (guint) (len + size));
+  gst_buffer_extract (buffer, 0, f->bytes->data + len, size);
+  gst_buffer_unref (buffer);
+}
+
+void
 gst_onellm_samples_init (GstOnellmSamples *s)
 {
   memset (s, 0, sizeof (*s));

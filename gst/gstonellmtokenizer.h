@@ -97,6 +97,20 @@ void gst_onellm_video_frame_to_image (const GstVideoFrame *frame, GstOnellmFrame
 gboolean gst_onellm_tokenizer_frame_due (GstOnellmTokenizer *self, GstBuffer *frame, GstClockTime *next,
                                          GstClockTime *duration);
 
+/* A whole file arriving as buffers until EOS (filesrc into a tokenizer in file mode), with the timestamp of
+ * its first buffer (0 when that had none). */
+typedef struct {
+  GByteArray *bytes;
+  GstClockTime pts;
+} GstOnellmFile;
+
+void gst_onellm_file_init (GstOnellmFile *f);
+void gst_onellm_file_free (GstOnellmFile *f);
+/* Forgets the bytes (flush, restart, or the file was consumed). */
+void gst_onellm_file_clear (GstOnellmFile *f);
+/* Appends the buffer's bytes; takes the buffer. */
+void gst_onellm_file_push (GstOnellmFile *f, GstBuffer *buffer);
+
 /* Samples accumulated for a sliding window over an interleaved stream (audio, IMU). Times are those of
  * the stream's buffers; a timestamp more than 40 ms away from where the samples so far end (a gap, a
  * jump) restarts the window there. */
