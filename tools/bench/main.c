@@ -1,8 +1,8 @@
 /* onellm-bench: measures the device's peaks and the engine's kernels against them. */
 #include "bench.h"
+#include "command.h"
 
 #include <stdio.h>
-#include <string.h>
 
 static int
 fail (GError *error)
@@ -61,34 +61,13 @@ cmd_ops (int argc, char **argv)
   return status;
 }
 
-static const struct {
-  const char *name, *summary;
-  int (*run) (int argc, char **argv);
-} commands[] = {
+static const ToolCommand commands[] = {
   { "ops", "peak bandwidth and compute, then every op shape of OneLLM-7B against them", cmd_ops },
   { "llm", "prefill and decode tokens/s of a random LLaMA-shaped model against the roofline", bench_llm },
 };
 
-static int
-usage (FILE *out)
-{
-  fprintf (out, "usage: onellm-bench COMMAND [OPTIONS...]\n\ncommands:\n");
-  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-  fprintf (out, "\n'onellm-bench COMMAND --help' describes a command's options.\n");
-  return out == stderr ? 2 : 0;
-}
-
 int
 main (int argc, char **argv)
 {
-  if (argc < 2)
-    return usage (stderr);
-  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 || strcmp (argv[1], "help") == 0)
-    return usage (stdout);
-  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
-    if (strcmp (argv[1], commands[i].name) == 0)
-      return commands[i].run (argc - 1, argv + 1);
-  fprintf (stderr, "onellm-bench: unknown command '%s' (see onellm-bench --help)\n", argv[1]);
-  return 1;
+  return tool_command_main ("onellm-bench", commands, G_N_ELEMENTS (commands), argc, argv);
 }

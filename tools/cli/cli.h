@@ -1,13 +1,8 @@
-/* onellm-cli: the command table and helpers shared by its commands. */
+/* onellm-cli: the commands and the helpers they share. */
 #pragma once
 
+#include "command.h"
 #include "onellm.h"
-
-typedef struct {
-  const char *name;
-  const char *summary;     /* one line for the usage text */
-  int (*run) (int argc, char **argv);   /* argv[0] is the command name */
-} CliCommand;
 
 /* Prints "onellm-cli: <message>" on stderr and returns the exit status for failures. */
 int cli_fail (const char *fmt, ...) G_GNUC_PRINTF (1, 2);

@@ -2,9 +2,8 @@
 #include "cli.h"
 
 #include <stdio.h>
-#include <string.h>
 
-static const CliCommand commands[] = {
+static const ToolCommand commands[] = {
   { "devices", "list Vulkan devices and describe the one the engine picks", cli_devices },
   { "info", "describe a GGUF model file: architecture, sizes, modalities, tensors", cli_info },
   { "tokenize", "print the token ids of a text (BOS first) with a model's vocabulary", cli_tokenize },
@@ -34,26 +33,8 @@ cli_fail_error (GError *error)
   return r;
 }
 
-static int
-usage (FILE *out)
-{
-  fprintf (out, "usage: onellm-cli COMMAND [OPTIONS...]\n\ncommands:\n");
-  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-12s %s\n", commands[i].name, commands[i].summary);
-  fprintf (out, "\n'onellm-cli COMMAND --help' describes a command's options.\n");
-  return out == stderr ? 2 : 0;
-}
-
 int
 main (int argc, char **argv)
 {
-  if (argc < 2)
-    return usage (stderr);
-  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 || strcmp (argv[1], "help") == 0)
-    return usage (stdout);
-  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
-    if (strcmp (argv[1], commands[i].name) == 0)
-      return commands[i].run (argc - 1, argv + 1);
-  fprintf (stderr, "onellm-cli: unknown command '%s'\n", argv[1]);
-  return usage (stderr);
+  return tool_command_main ("onellm-cli", commands, G_N_ELEMENTS (commands), argc, argv);
 }
