@@ -216,14 +216,10 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
       guint32 gx, gy;
       gboolean ok;
       if (matvec) {
-        /* Chunk loads need 16-byte aligned W rows (float types) and vec4-aligned X rows. The 64-bit
-         * variant needs both bindings to start 8-byte aligned, and reads the whole 64-bit words that
-         * cover a Q block: the W range is rounded up to them (buffers are whole multiples of 256 bytes). */
-        spec[3] = pc.ox % 4 == 0 && K % 4 == 0 &&
-            (ol_type_is_quantized (w->type) || (pc.w_addr % 16 == 0 && wrow % 16 == 0));
-        gboolean w64 = spec[3] && c->int64_arithmetic && bind[0].offset % 8 == 0 && bind[1].offset % 8 == 0;
-        if (w64)
-          bind[1].size = (bind[1].size + 7) & ~(guint64) 7;
+        /* Chunk loads need vec4-aligned X rows and 16-byte aligned W rows (types.glsl); the 64-bit variant
+         * reads 16 bytes per load from bindings that start 16-byte aligned. */
+        spec[3] = pc.ox % 4 == 0 && K % 4 == 0 && pc.w_addr % 16 == 0 && wrow % 16 == 0;
+        gboolean w64 = spec[3] && c->int64_arithmetic && bind[0].offset % 16 == 0 && bind[1].offset % 16 == 0;
         char variant[40];
         g_snprintf (variant, sizeof (variant), "%s%s", shader, w64 ? "_w64" : "");
         split_groups ((nc + spec[1] - 1) / spec[1], &gx, &gy);
