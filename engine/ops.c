@@ -137,11 +137,12 @@ matmul_type_name (OlType t)
 }
 
 /* Mat-vec shape of one dispatch: workgroup size, weight rows per workgroup, rows of X, whether chunk
- * loads apply (set per dispatch). CPU drivers run a workgroup as one SIMD batch per thread and load
- * memory lane by lane, so one subgroup per workgroup (no barrier) and many weight rows per chunk of X
- * (each X load serves them all) win there; GPUs want more invocations and workgroups in flight. */
+ * loads apply and whether W rows are 32-byte aligned (the last two set per dispatch). CPU drivers run a
+ * workgroup as one SIMD batch per thread and load memory lane by lane, so one subgroup per workgroup (no
+ * barrier) and many weight rows per chunk of X (each X load serves them all) win there; GPUs want more
+ * invocations and workgroups in flight. */
 static void
-matvec_config (const OlDeviceCaps *c, guint32 M, guint32 spec[4])
+matvec_config (const OlDeviceCaps *c, guint32 M, guint32 spec[5])
 {
   guint32 wg, rows;
   if (c->type == OL_DEVICE_TYPE_CPU) {
@@ -177,7 +178,7 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
   char shader[32];
   g_snprintf (shader, sizeof (shader), "%s_%s%s", matvec ? "matvec" : "matmul", tname,
               matvec && c->subgroup_arithmetic ? "_sg" : "");
-  guint32 spec[4] = { 0 };
+  guint32 spec[5] = { 0 };
   if (matvec)
     matvec_config (c, (guint32) M, spec);
 
@@ -217,13 +218,15 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
       gboolean ok;
       if (matvec) {
         /* Chunk loads need vec4-aligned X rows and 16-byte aligned W rows (types.glsl); the 64-bit variant
-         * reads 16 bytes per load from bindings that start 16-byte aligned. */
+         * reads 16 bytes per load from bindings that start 16-byte aligned, and Q rows in 32-byte loads
+         * where they are 32-byte aligned. */
         spec[3] = pc.ox % 4 == 0 && K % 4 == 0 && pc.w_addr % 16 == 0 && wrow % 16 == 0;
         gboolean w64 = spec[3] && c->int64_arithmetic && bind[0].offset % 16 == 0 && bind[1].offset % 16 == 0;
+        spec[4] = w64 && bind[1].offset % 32 == 0 && pc.w_addr % 32 == 0 && wrow % 32 == 0;
         char variant[40];
         g_snprintf (variant, sizeof (variant), "%s%s", shader, w64 ? "_w64" : "");
         split_groups ((nc + spec[1] - 1) / spec[1], &gx, &gy);
-        ok = ol_graph_dispatch (g, op, variant, spec, 4, bind, 4, &pc, sizeof (pc), gx, gy, 1);
+        ok = ol_graph_dispatch (g, op, variant, spec, 5, bind, 4, &pc, sizeof (pc), gx, gy, 1);
       } else {
         gx = (guint32) ((nc + 63) / 64);
         gy = (guint32) ((mc + 63) / 64);

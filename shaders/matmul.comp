@@ -29,17 +29,19 @@ layout(binding = 3) readonly buffer Bias { float bias[]; };
 
 #if defined(MATVEC)
 // VEC: rows of W are 16-byte aligned and rows of X start at a multiple of 4 floats, so chunks and vec4
-// loads apply; otherwise elements are read in 4s.
+// loads apply; otherwise elements are read in 4s. W_ALIGN32: rows of W are also 32-byte aligned.
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;
 layout(constant_id = 2) const uint MV = 1;       // = p.M
 layout(constant_id = 3) const bool VEC = false;
+layout(constant_id = 4) const bool W_ALIGN32 = false;
 
 layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
 #if defined(W64)
 layout(binding = 0) readonly buffer X16 { u64vec2 x16[]; };
 layout(binding = 1) readonly buffer W16 { u64vec2 w16[]; };
+layout(binding = 1) readonly buffer W32 { u64vec4 w32[]; };
 #endif
 #define W_CHUNKS
 #endif
@@ -103,7 +105,7 @@ void main ()
                         uint q = b * SQ + i;
                         vec4 v = x_quad (xq + m * kq + c * NQ + q);
                         sum += v;
-                        xv[m * NQ + q] = v;
+                        xv[m * NQ + q] = v * w_quad_x_scale (q);
                     }
                     zero[m * W_CHUNK_SCALES + b] =
                         W_CHUNK_ZERO != 0.0 ? W_CHUNK_ZERO * dot (sum, vec4 (1.0)) : 0.0;

@@ -2,7 +2,8 @@
 // The including shader declares `uint w[]` (the weight binding as 32-bit words) before including,
 // and defines one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0. Byte addresses are relative to the binding.
 // With W_CHUNKS it also declares, for the chunk functions at the end, `uvec4 w4[]` on the same binding
-// and, with W64 (shaderInt64), `u64vec2 w16[]`.
+// and, with W64 (shaderInt64), `u64vec2 w16[]`, `u64vec4 w32[]` and the bool specialization constant
+// W_ALIGN32 (true when rows start 32-byte aligned).
 //
 // Q8_0 and Q4_0 rows are stored on the device in their split layout (engine/types.h, docs/kernels.md):
 // a row of n elements holds the quants of its n / 32 blocks (32 or 16 bytes each), then their fp16
@@ -106,7 +107,8 @@ float w_load1 (uint row_addr, uint k)
 // allows, for kernels that stream whole rows; rows must start 16-byte aligned. CPU drivers load a storage
 // buffer lane by lane in a loop, one loop per load instruction (its components inside), so the number of
 // load instructions is what counts there. Float types: 16 bytes, one load. Q types: two blocks, their
-// quants (32 or 64 bytes) in 16-byte loads and their two scales in one word.
+// quants (32 or 64 bytes) in 32-byte loads (W64 with W_ALIGN32: one u64vec4 each, else two 16-byte
+// loads) and their two scales in one word.
 #if defined(W_F32)
 const uint W_CHUNK = 4u;
 #elif defined(W_F16) || defined(W_BF16)
@@ -122,7 +124,8 @@ const uint W_CHUNK_SCALES = 2u;
 const uint W_CHUNK_VECS = W_QUANT_BYTES / 8u;
 #endif
 
-// w_chunk_quad returns the stored quants; the element is its scale · (quant − W_CHUNK_ZERO). Leaving the zero point out lets a dot product subtract
+// w_chunk_quad returns the stored quants (for Q4_0 at their place value, see w_quad_x_scale); the
+// element is its scale · (quant − W_CHUNK_ZERO). Leaving the zero point out lets a dot product subtract
 // W_CHUNK_ZERO · Σx once per block instead of per element.
 #if defined(W_Q4_0)
 const float W_CHUNK_ZERO = 8.0;
@@ -154,12 +157,35 @@ WChunk w_chunk (uint row_addr, uint n, uint c)
     ch.d = vec2 (1.0);
 #else
     uint a = row_addr + c * (W_CHUNK_VECS * 16u);
-    [[unroll]] for (uint i = 0u; i < W_CHUNK_VECS; i++)
+    [[unroll]] for (uint i = 0u; i < W_CHUNK_VECS; i += 2u) {
+#if defined(W64)
+        if (W_ALIGN32) {
+            u64vec4 q = w32[(a >> 5) + i / 2u];
+            ch.v[i] = uvec4 (unpackUint2x32 (q.x), unpackUint2x32 (q.y));
+            ch.v[i + 1u] = uvec4 (unpackUint2x32 (q.z), unpackUint2x32 (q.w));
+            continue;
+        }
+#endif
         ch.v[i] = w_load16 (a + i * 16u);
+        ch.v[i + 1u] = w_load16 (a + i * 16u + 16u);
+    }
     // Read after the quants: measured faster on lavapipe than before them.
     ch.d = unpackHalf2x16 (w[w_scale_addr (row_addr, n, c * 2u) >> 2]);
 #endif
     return ch;
+}
+
+// Multipliers for X quad q of a chunk: the dot product of w_chunk_quad (ch, q) with X times these is
+// the quants' dot product with X (all ones except for Q4_0, below; powers of two, so exact while
+// x · 2^-28 stays a normal float, |x| ≥ 2^-98).
+vec4 w_quad_x_scale (uint q)
+{
+#if defined(W_Q4_0)
+    return (q & 4u) == 0u ? vec4 (1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0)
+                          : vec4 (1.0 / 16.0, 1.0 / 4096.0, 1.0 / 1048576.0, 1.0);
+#else
+    return vec4 (1.0);
+#endif
 }
 
 // Quants (or values) of elements 4q..4q+3 of a chunk.
@@ -177,9 +203,13 @@ vec4 w_chunk_quad (WChunk ch, uint q)
     uint v = ch.v[q >> 2][q & 3u];
     return vec4 (ivec4 (int (v << 24) >> 24, int (v << 16) >> 24, int (v << 8) >> 24, int (v) >> 24));
 #elif defined(W_Q4_0)
-    // Elements 0-15 of a block are the low nibbles of its 16 bytes, 16-31 the high nibbles.
-    uint v = (ch.v[q >> 3][q & 3u] >> ((q & 4u) != 0u ? 4u : 0u)) & 0x0f0f0f0fu;
-    return vec4 (float (v & 0xffu), float ((v >> 8) & 0xffu), float ((v >> 16) & 0xffu), float (v >> 24));
+    // Elements 0-15 of a block are the low nibbles of its 16 bytes, 16-31 the high nibbles. A nibble is
+    // converted where it sits in its word (an exact float: 4 significant bits), which saves shifting it
+    // down; w_quad_x_scale moves the place value to X, where one multiply serves every row.
+    uint v = ch.v[q >> 3][q & 3u];
+    if ((q & 4u) == 0u)
+        return vec4 (float (v & 0xfu), float (v & 0xf00u), float (v & 0xf0000u), float (v & 0xf000000u));
+    return vec4 (float (v & 0xf0u), float (v & 0xf000u), float (v & 0xf00000u), float (v >> 28));
 #endif
 }
 #endif

@@ -177,8 +177,9 @@ test_matmul_quant (void)
 
 /* The decode mat-vec (M <= 8): N no multiple of the rows per workgroup; K an odd number of Q blocks,
  * with weights from a row that starts 2, 4 or 6 bytes past an 8-byte boundary (element by element);
- * and Q rows that are 16-byte aligned (K a multiple of 256: chunks), from views that start at row 0 or
- * later, up to the end of the binding. */
+ * and Q rows that are 16-byte aligned (K a multiple of 256: chunks) or also 32-byte aligned (K a
+ * multiple of 512: 32-byte loads), from views that start at row 0 or later, up to the end of the
+ * binding. */
 static void
 test_matvec (void)
 {
