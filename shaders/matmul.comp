@@ -28,18 +28,21 @@ layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 
 #if defined(MATVEC)
-// VEC: rows of W are 16-byte aligned and rows of X start at a multiple of 4 floats, so chunks and vec4
-// loads apply; otherwise elements are read in 4s. W_ALIGN32: rows of W are also 32-byte aligned.
+// VEC: rows of X start at a multiple of 4 floats and rows of W are aligned enough for chunks (types.glsl),
+// so chunks and vec4 loads apply; otherwise elements are read in 4s. W_ALIGN: the alignment of W rows;
+// W_BLOCKS: Q blocks per chunk.
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;
 layout(constant_id = 2) const uint MV = 1;       // = p.M
 layout(constant_id = 3) const bool VEC = false;
-layout(constant_id = 4) const bool W_ALIGN32 = false;
+layout(constant_id = 4) const uint W_ALIGN = 4;
+layout(constant_id = 5) const uint W_BLOCKS = 1;
 
 layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
 #if defined(W64)
 layout(binding = 0) readonly buffer X16 { u64vec2 x16[]; };
+layout(binding = 1) readonly buffer W8 { uint64_t w8[]; };
 layout(binding = 1) readonly buffer W16 { u64vec2 w16[]; };
 layout(binding = 1) readonly buffer W32 { u64vec4 w32[]; };
 #endif
@@ -60,8 +63,8 @@ float finish (uint m, uint n, float acc)
 
 // One workgroup computes ROWS outputs for every row of X: its invocations split K, each streaming
 // whole chunks (types.glsl) of the ROWS weight rows and reusing each load for all MV rows of X, then
-// the partial sums are reduced across the workgroup. W64: chunks of W and quads of X are read in 64-bit
-// components (both bindings start 16-byte aligned).
+// the partial sums are reduced across the workgroup. W64: quads of X (from a binding that starts
+// 16-byte aligned), and chunks of W as W_ALIGN allows, are read in 64-bit components.
 
 vec4 x_quad (uint i)
 {

@@ -2,8 +2,9 @@
 // The including shader declares `uint w[]` (the weight binding as 32-bit words) before including,
 // and defines one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0. Byte addresses are relative to the binding.
 // With W_CHUNKS it also declares, for the chunk functions at the end, `uvec4 w4[]` on the same binding
-// and, with W64 (shaderInt64), `u64vec2 w16[]`, `u64vec4 w32[]` and the bool specialization constant
-// W_ALIGN32 (true when rows start 32-byte aligned).
+// and, with W64 (shaderInt64), `uint64_t w8[]`, `u64vec2 w16[]` and `u64vec4 w32[]`, and the uint
+// specialization constants W_ALIGN, the alignment of the rows in bytes (a power of two up to 32), and
+// W_BLOCKS, the Q blocks per chunk (1 or 2).
 //
 // Q8_0 and Q4_0 rows are stored on the device in their split layout (engine/types.h, docs/kernels.md):
 // a row of n elements holds the quants of its n / 32 blocks (32 or 16 bytes each), then their fp16
@@ -104,24 +105,26 @@ float w_load1 (uint row_addr, uint k)
 
 #if defined(W_CHUNKS)
 // Chunks: W_CHUNK consecutive elements of a row fetched with as few load instructions as the layout
-// allows, for kernels that stream whole rows; rows must start 16-byte aligned. CPU drivers load a storage
-// buffer lane by lane in a loop, one loop per load instruction (its components inside), so the number of
-// load instructions is what counts there. Float types: 16 bytes, one load. Q types: two blocks, their
-// quants (32 or 64 bytes) in 32-byte loads (W64 with W_ALIGN32: one u64vec4 each, else two 16-byte
-// loads) and their two scales in one word.
+// allows, for kernels that stream whole rows. CPU drivers load a storage buffer lane by lane in a loop,
+// one loop per load instruction (its components inside), so the number of load instructions is what
+// counts there. Float types: 16 bytes, one load (rows 16-byte aligned). Q types (rows at least 4-byte
+// aligned, hence an even number of blocks): W_BLOCKS blocks, their quants in loads as wide as W_ALIGN
+// and W64 allow (w_load_vecs) and their scales in one word.
 #if defined(W_F32)
 const uint W_CHUNK = 4u;
 #elif defined(W_F16) || defined(W_BF16)
 const uint W_CHUNK = 8u;
 #else
-const uint W_CHUNK = 64u;
+const uint W_CHUNK = W_BLOCK * W_BLOCKS;
 #endif
 #if defined(W_FLOAT)
 const uint W_CHUNK_SCALES = 1u;     // scales per chunk: one per W_CHUNK / W_CHUNK_SCALES elements
 const uint W_CHUNK_VECS = 1u;       // uvec4s of stored values per chunk
+const uint W_CHUNK_VECS_MAX = 1u;   // the same, as a constant (GLSL sizes no struct by spec constants)
 #else
-const uint W_CHUNK_SCALES = 2u;
-const uint W_CHUNK_VECS = W_QUANT_BYTES / 8u;
+const uint W_CHUNK_SCALES = W_BLOCKS;
+const uint W_CHUNK_VECS = W_QUANT_BYTES / 16u * W_BLOCKS;
+const uint W_CHUNK_VECS_MAX = W_QUANT_BYTES / 8u;
 #endif
 
 // w_chunk_quad returns the stored quants (for Q4_0 at their place value, see w_quad_x_scale); the
@@ -134,43 +137,49 @@ const float W_CHUNK_ZERO = 0.0;
 #endif
 
 struct WChunk {
-    uvec4 v[W_CHUNK_VECS];  // the stored values, or the quants of the two blocks in element order
-    vec2 d;                 // scale of each of the W_CHUNK_SCALES parts: the blocks' (Q types), or 1
+    uvec4 v[W_CHUNK_VECS_MAX];  // the stored values, or the blocks' quants in element order
+    vec2 d;                     // scale of each of the W_CHUNK_SCALES parts: the blocks' (Q types), or 1
 };
 
-uvec4 w_load16 (uint addr)
+// 16 · W_CHUNK_VECS bytes at addr, a multiple of W_ALIGN (at least 4), in loads as wide as that and W64
+// allow: 32 bytes (W64), 16, 8 (W64) or 4.
+void w_load_vecs (uint addr, out uvec4 v[W_CHUNK_VECS_MAX])
 {
+    [[unroll]] for (uint i = 0u; i < W_CHUNK_VECS; i++) {
+        uint a = addr + i * 16u;
 #if defined(W64)
-    u64vec2 q = w16[addr >> 4];
-    return uvec4 (unpackUint2x32 (q.x), unpackUint2x32 (q.y));
+        if (W_ALIGN >= 32u && W_CHUNK_VECS % 2u == 0u) {
+            if ((i & 1u) == 0u) {
+                u64vec4 q = w32[a >> 5];
+                v[i] = uvec4 (unpackUint2x32 (q.x), unpackUint2x32 (q.y));
+                v[i + 1u] = uvec4 (unpackUint2x32 (q.z), unpackUint2x32 (q.w));
+            }
+        } else if (W_ALIGN >= 16u) {
+            u64vec2 q = w16[a >> 4];
+            v[i] = uvec4 (unpackUint2x32 (q.x), unpackUint2x32 (q.y));
+        } else if (W_ALIGN >= 8u) {
+            v[i] = uvec4 (unpackUint2x32 (w8[a >> 3]), unpackUint2x32 (w8[(a >> 3) + 1u]));
+        } else
 #else
-    return w4[addr >> 4];
+        if (W_ALIGN >= 16u)
+            v[i] = w4[a >> 4];
+        else
 #endif
+            v[i] = uvec4 (w[a >> 2], w[(a >> 2) + 1u], w[(a >> 2) + 2u], w[(a >> 2) + 3u]);
+    }
 }
 
 // Chunk c of the row of n elements that starts at byte row_addr.
 WChunk w_chunk (uint row_addr, uint n, uint c)
 {
     WChunk ch;
+    w_load_vecs (row_addr + c * (W_CHUNK_VECS * 16u), ch.v);
 #if defined(W_FLOAT)
-    ch.v[0] = w_load16 (row_addr + c * 16u);
     ch.d = vec2 (1.0);
 #else
-    uint a = row_addr + c * (W_CHUNK_VECS * 16u);
-    [[unroll]] for (uint i = 0u; i < W_CHUNK_VECS; i += 2u) {
-#if defined(W64)
-        if (W_ALIGN32) {
-            u64vec4 q = w32[(a >> 5) + i / 2u];
-            ch.v[i] = uvec4 (unpackUint2x32 (q.x), unpackUint2x32 (q.y));
-            ch.v[i + 1u] = uvec4 (unpackUint2x32 (q.z), unpackUint2x32 (q.w));
-            continue;
-        }
-#endif
-        ch.v[i] = w_load16 (a + i * 16u);
-        ch.v[i + 1u] = w_load16 (a + i * 16u + 16u);
-    }
     // Read after the quants: measured faster on lavapipe than before them.
-    ch.d = unpackHalf2x16 (w[w_scale_addr (row_addr, n, c * 2u) >> 2]);
+    uint sa = w_scale_addr (row_addr, n, c * W_BLOCKS);
+    ch.d = W_BLOCKS == 2u ? unpackHalf2x16 (w[sa >> 2]) : vec2 (w_f16 (w_u16 (sa)));
 #endif
     return ch;
 }
