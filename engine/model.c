@@ -387,6 +387,13 @@ expect (const OlGguf *gguf, GHashTable *seen, const char *name, gint64 ne0, gint
     g_set_error (error, OL_ERROR, OL_ERROR_CORRUPT_FILE, "tensor '%s' has %u dimensions, expected 2", name, t->n_dims);
     return FALSE;
   }
+  /* The tensors of more dimensions are convolution kernels, which the encoder reshapes to another row
+   * length; the device layout of Q rows is per row (types.h). onellm-quantize leaves them as they are. */
+  if (t->ne[2] * t->ne[3] > 1 && ol_type_has_device_layout (t->type)) {
+    g_set_error (error, OL_ERROR, OL_ERROR_UNSUPPORTED, "tensor '%s' is %s with more than two dimensions",
+                 name, ol_type_name (t->type));
+    return FALSE;
+  }
   g_hash_table_insert (seen, (gpointer) t->name, GINT_TO_POINTER (UPLOAD_AS_IS));
   return TRUE;
 }

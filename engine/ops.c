@@ -137,11 +137,12 @@ matmul_type_name (OlType t)
 }
 
 /* Mat-vec shape of one dispatch: workgroup size, weight rows per workgroup, rows of X, whether chunk
- * loads apply (set per dispatch). CPU drivers run a workgroup as one SIMD batch per thread and load
- * memory lane by lane, so one subgroup per workgroup (no barrier) and many weight rows per chunk of X
- * (each X load serves them all) win there; GPUs want more invocations and workgroups in flight. */
+ * loads apply, the alignment of W rows and Q blocks per chunk (the last three set per dispatch). CPU
+ * drivers run a workgroup as one SIMD batch per thread and load memory lane by lane, so one subgroup per
+ * workgroup (no barrier) and many weight rows per chunk of X (each X load serves them all) win there;
+ * GPUs want more invocations and workgroups in flight. */
 static void
-matvec_config (const OlDeviceCaps *c, guint32 M, guint32 spec[4])
+matvec_config (const OlDeviceCaps *c, guint32 M, guint32 spec[6])
 {
   guint32 wg, rows;
   if (c->type == OL_DEVICE_TYPE_CPU) {
@@ -177,7 +178,7 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
   char shader[32];
   g_snprintf (shader, sizeof (shader), "%s_%s%s", matvec ? "matvec" : "matmul", tname,
               matvec && c->subgroup_arithmetic ? "_sg" : "");
-  guint32 spec[4] = { 0 };
+  guint32 spec[6] = { 0 };
   if (matvec)
     matvec_config (c, (guint32) M, spec);
 
@@ -216,18 +217,22 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
       guint32 gx, gy;
       gboolean ok;
       if (matvec) {
-        /* Chunk loads need 16-byte aligned W rows (float types) and vec4-aligned X rows. The 64-bit
-         * variant needs both bindings to start 8-byte aligned, and reads the whole 64-bit words that
-         * cover a Q block: the W range is rounded up to them (buffers are whole multiples of 256 bytes). */
-        spec[3] = pc.ox % 4 == 0 && K % 4 == 0 &&
-            (ol_type_is_quantized (w->type) || (pc.w_addr % 16 == 0 && wrow % 16 == 0));
-        gboolean w64 = spec[3] && c->int64_arithmetic && bind[0].offset % 8 == 0 && bind[1].offset % 8 == 0;
-        if (w64)
-          bind[1].size = (bind[1].size + 7) & ~(guint64) 7;
+        /* Chunk loads need vec4-aligned X rows, and W rows 16-byte aligned for float types, 4-byte aligned
+         * for Q types, whose quants are read in loads as wide as the rows' alignment allows (types.glsl);
+         * the 64-bit variant reads X in 16-byte loads from a binding that starts 16-byte aligned. */
+        guint32 wa = 32;
+        while ((bind[1].offset | pc.w_addr | wrow) % wa != 0)
+          wa /= 2;
+        spec[3] = pc.ox % 4 == 0 && K % 4 == 0 && wa >= (ol_type_is_quantized (w->type) ? 4 : 16);
+        spec[4] = wa;
+        /* Two Q blocks per chunk share one load of their scales, but leave lanes idle on short rows: only
+         * where every lane gets two chunks or more. */
+        spec[5] = ol_type_is_quantized (w->type) && K / 64 >= 2 * spec[0] ? 2 : 1;
+        gboolean w64 = spec[3] && c->int64_arithmetic && bind[0].offset % 16 == 0;
         char variant[40];
         g_snprintf (variant, sizeof (variant), "%s%s", shader, w64 ? "_w64" : "");
         split_groups ((nc + spec[1] - 1) / spec[1], &gx, &gy);
-        ok = ol_graph_dispatch (g, op, variant, spec, 4, bind, 4, &pc, sizeof (pc), gx, gy, 1);
+        ok = ol_graph_dispatch (g, op, variant, spec, 6, bind, 4, &pc, sizeof (pc), gx, gy, 1);
       } else {
         gx = (guint32) ((nc + 63) / 64);
         gy = (guint32) ((mc + 63) / 64);

@@ -122,6 +122,8 @@ ol_tensor_reshape (const OlTensor *t, guint n_dims, const gint64 *ne)
     n *= v.ne[i];
   }
   g_return_val_if_fail (n == ol_tensor_n_elements (t) && v.ne[0] % ol_type_block_size (t->type) == 0, *t);
+  /* the device layout of such a type is per row */
+  g_return_val_if_fail (!ol_type_has_device_layout (t->type) || v.ne[0] == t->ne[0], *t);
   return v;
 }
 
@@ -138,16 +140,49 @@ ol_tensor_rows (const OlTensor *t, gint64 first, gint64 count)
   return v;
 }
 
+/* Host bytes converted to or from a type's device layout (types.h) a batch of rows at a time, so that
+ * the copy in between stays small next to the tensor. Writes when src is given, else reads into dst. */
+#define CONVERT_BATCH_BYTES (1u << 20)
+
+static gboolean
+transfer (const OlTensor *t, const guint8 *src, guint8 *dst, GError **error)
+{
+  guint64 bytes = ol_tensor_n_bytes (t);
+  if (!ol_type_has_device_layout (t->type))
+    return src ? ol_buffer_write (t->buffer, t->offset, src, bytes, error)
+               : ol_buffer_read (t->buffer, t->offset, dst, bytes, error);
+  guint64 row = ol_tensor_row_bytes (t), rows = ol_tensor_n_rows (t);
+  guint64 batch = MIN (rows, MAX (1, CONVERT_BATCH_BYTES / row));
+  g_autofree guint8 *tmp = g_try_malloc (batch * row);
+  if (tmp == NULL) {
+    g_set_error (error, OL_ERROR, OL_ERROR_OUT_OF_MEMORY, "out of host memory");
+    return FALSE;
+  }
+  for (guint64 r = 0; r < rows; r += batch) {
+    guint64 n = MIN (batch, rows - r), offset = t->offset + r * row;
+    if (src) {
+      ol_type_to_device (t->type, src + r * row, tmp, n, t->ne[0]);
+      if (!ol_buffer_write (t->buffer, offset, tmp, n * row, error))
+        return FALSE;
+    } else {
+      if (!ol_buffer_read (t->buffer, offset, tmp, n * row, error))
+        return FALSE;
+      ol_type_from_device (t->type, tmp, dst + r * row, n, t->ne[0]);
+    }
+  }
+  return TRUE;
+}
+
 gboolean
 ol_tensor_write (OlTensor *t, const void *data, GError **error)
 {
-  return ol_buffer_write (t->buffer, t->offset, data, ol_tensor_n_bytes (t), error);
+  return transfer (t, data, NULL, error);
 }
 
 gboolean
 ol_tensor_read (const OlTensor *t, void *data, GError **error)
 {
-  return ol_buffer_read (t->buffer, t->offset, data, ol_tensor_n_bytes (t), error);
+  return transfer (t, NULL, data, error);
 }
 
 gboolean

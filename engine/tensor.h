@@ -34,12 +34,14 @@ OL_API gboolean ol_tensor_same_shape (const OlTensor *a, const OlTensor *b);
 /* "f32[1024, 257]" style description, for error messages. */
 OL_API char *ol_tensor_describe (const OlTensor *t);
 
-/* Views share the buffer and never own it. */
+/* Views share the buffer and never own it. A reshape keeps the row length of a tensor whose type has a
+ * device layout (Q8_0, Q4_0: per row, types.h). */
 OL_API OlTensor ol_tensor_reshape (const OlTensor *t, guint n_dims, const gint64 *ne);
 /* Rows [first, first+count) of the tensor seen as a matrix of ol_tensor_n_rows rows. */
 OL_API OlTensor ol_tensor_rows (const OlTensor *t, gint64 first, gint64 count);
 
-/* Raw bytes in the tensor's own type. */
+/* Raw bytes in the tensor's own type, in the file's (llama.cpp's) block layout: Q8_0 and Q4_0 rows are
+ * converted to and from their device layout (types.h) on the way. */
 OL_API gboolean ol_tensor_write (OlTensor *t, const void *data, GError **error);
 OL_API gboolean ol_tensor_read (const OlTensor *t, void *data, GError **error);
 /* Converting from/to F32 through the type's reference (de)quantizer. */

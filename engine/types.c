@@ -1,4 +1,5 @@
-/* Tensor element types: names, block layouts, fp16/bf16 conversion and the Q8_0/Q4_0 reference quantizers. */
+/* Tensor element types: names, block layouts, fp16/bf16 conversion, the Q8_0/Q4_0 reference quantizers and
+ * the device layout of Q rows. */
 #include "types.h"
 
 #include <math.h>
@@ -285,4 +286,44 @@ ol_type_dequantize (OlType type, const void *src, float *dst, gsize n)
     default:
       g_return_if_reached ();
   }
+}
+
+gboolean
+ol_type_has_device_layout (OlType type)
+{
+  return type == OL_TYPE_Q8_0 || type == OL_TYPE_Q4_0;
+}
+
+/* Block b of a row of nb blocks: in the file at b · block (scale, then quants); on the device its quants
+ * at b · (block − 2) and its scale at nb · (block − 2) + b · 2. */
+static void
+split_rows (OlType type, const guint8 *src, guint8 *dst, gsize n_rows, gsize n, gboolean to_device)
+{
+  const gsize block = ol_type_block_bytes (type), quants = block - 2, nb = n / OL_QK, row = nb * block;
+  for (gsize r = 0; r < n_rows; r++, src += row, dst += row) {
+    for (gsize b = 0; b < nb; b++) {
+      gsize file = b * block, dev_quants = b * quants, dev_scale = nb * quants + b * 2;
+      if (to_device) {
+        memcpy (dst + dev_scale, src + file, 2);
+        memcpy (dst + dev_quants, src + file + 2, quants);
+      } else {
+        memcpy (dst + file, src + dev_scale, 2);
+        memcpy (dst + file + 2, src + dev_quants, quants);
+      }
+    }
+  }
+}
+
+void
+ol_type_to_device (OlType type, const void *src, void *dst, gsize n_rows, gsize n)
+{
+  g_return_if_fail (ol_type_has_device_layout (type));
+  split_rows (type, src, dst, n_rows, n, TRUE);
+}
+
+void
+ol_type_from_device (OlType type, const void *src, void *dst, gsize n_rows, gsize n)
+{
+  g_return_if_fail (ol_type_has_device_layout (type));
+  split_rows (type, src, dst, n_rows, n, FALSE);
 }

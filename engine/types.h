@@ -44,4 +44,13 @@ OL_API guint16 ol_fp32_to_bf16 (float f);    /* round to nearest even, NaN stays
 OL_API void ol_type_quantize (OlType type, const float *src, void *dst, gsize n);
 OL_API void ol_type_dequantize (OlType type, const void *src, float *dst, gsize n);
 
+/* The device copy of a Q8_0 or Q4_0 row keeps the row's size but not llama.cpp's block order: first the
+ * quants of each of its n / 32 blocks (32 or 16 bytes), then their fp16 scales, so that quants come in
+ * aligned whole-word loads (docs/kernels.md, "Quantized rows on the device"). Other types are stored as
+ * in the file. Tensor uploads and downloads convert; a reshape may not change such a tensor's row length. */
+OL_API gboolean ol_type_has_device_layout (OlType type);
+/* Convert n_rows rows of n elements between the file's layout and the device's (src and dst differ). */
+OL_API void ol_type_to_device (OlType type, const void *src, void *dst, gsize n_rows, gsize n);
+OL_API void ol_type_from_device (OlType type, const void *src, void *dst, gsize n_rows, gsize n);
+
 G_END_DECLS

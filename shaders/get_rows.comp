@@ -40,7 +40,7 @@ void main ()
 #if defined(W_FLOAT)
     y[p.oy + i * p.K + c] = valid ? w_load1 (row, c) : 0.0;
 #else
-    vec4 v = valid ? w_load4 (row, 4u * c) : vec4 (0.0);
+    vec4 v = valid ? w_load4 (row, 4u * c, p.K) : vec4 (0.0);
     uint o = p.oy + i * p.K + 4u * c;
     y[o] = v.x;
     y[o + 1u] = v.y;

@@ -24,14 +24,30 @@ layout(push_constant) uniform Params {
 
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer W { uint w[]; };
-layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
-#if defined(W64)
-layout(binding = 1) readonly buffer W8 { uint64_t w8[]; };
-#endif
 layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 
+#if defined(MATVEC)
+// VEC: rows of X start at a multiple of 4 floats and rows of W are aligned enough for chunks (types.glsl),
+// so chunks and vec4 loads apply; otherwise elements are read in 4s. W_ALIGN: the alignment of W rows;
+// W_BLOCKS: Q blocks per chunk.
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ROWS = 1;
+layout(constant_id = 2) const uint MV = 1;       // = p.M
+layout(constant_id = 3) const bool VEC = false;
+layout(constant_id = 4) const uint W_ALIGN = 4;
+layout(constant_id = 5) const uint W_BLOCKS = 1;
+
+layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
+layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
+#if defined(W64)
+layout(binding = 0) readonly buffer X16 { u64vec2 x16[]; };
+layout(binding = 1) readonly buffer W8 { uint64_t w8[]; };
+layout(binding = 1) readonly buffer W16 { u64vec2 w16[]; };
+layout(binding = 1) readonly buffer W32 { u64vec4 w32[]; };
+#endif
 #define W_CHUNKS
+#endif
 #include "types.glsl"
 
 float finish (uint m, uint n, float acc)
@@ -47,23 +63,14 @@ float finish (uint m, uint n, float acc)
 
 // One workgroup computes ROWS outputs for every row of X: its invocations split K, each streaming
 // whole chunks (types.glsl) of the ROWS weight rows and reusing each load for all MV rows of X, then
-// the partial sums are reduced across the workgroup. VEC: rows of W are 16-byte aligned and rows of X
-// start at a multiple of 4 floats, so chunks and vec4 loads apply; otherwise elements are read in 4s.
-// W64: chunks of W and quads of X are read in 64-bit words (both bindings start 8-byte aligned).
-layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint ROWS = 1;
-layout(constant_id = 2) const uint MV = 1;       // = p.M
-layout(constant_id = 3) const bool VEC = false;
-
-layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
-#if defined(W64)
-layout(binding = 0) readonly buffer X8 { uint64_t x8[]; };
-#endif
+// the partial sums are reduced across the workgroup. W64: quads of X (from a binding that starts
+// 16-byte aligned), and chunks of W as W_ALIGN allows, are read in 64-bit components.
 
 vec4 x_quad (uint i)
 {
 #if defined(W64)
-    return uintBitsToFloat (uvec4 (unpackUint2x32 (x8[i * 2u]), unpackUint2x32 (x8[i * 2u + 1u])));
+    u64vec2 v = x16[i];
+    return uintBitsToFloat (uvec4 (unpackUint2x32 (v.x), unpackUint2x32 (v.y)));
 #else
     return x4[i];
 #endif
@@ -88,26 +95,38 @@ void main ()
         acc[j] = 0.0;
 
     if (VEC) {
+        const uint NQ = W_CHUNK / 4u, SQ = NQ / W_CHUNK_SCALES;     // quads per chunk, per scale
         uint xq = p.ox >> 2, kq = p.K >> 2;
         for (uint c = t; c < p.K / W_CHUNK; c += WG) {
             // This chunk of every row of X, loaded once for all ROWS weight rows.
-            vec4 xv[W_CHUNK / 4u * MV];
-            float zero[MV];
+            vec4 xv[NQ * MV];
+            float zero[W_CHUNK_SCALES * MV];
             [[unroll]] for (uint m = 0u; m < MV; m++) {
-                vec4 sum = vec4 (0.0);
-                [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++) {
-                    xv[m * (W_CHUNK / 4u) + q] = x_quad (xq + m * kq + c * (W_CHUNK / 4u) + q);
-                    sum += xv[m * (W_CHUNK / 4u) + q];
+                [[unroll]] for (uint b = 0u; b < W_CHUNK_SCALES; b++) {
+                    vec4 sum = vec4 (0.0);
+                    [[unroll]] for (uint i = 0u; i < SQ; i++) {
+                        uint q = b * SQ + i;
+                        vec4 v = x_quad (xq + m * kq + c * NQ + q);
+                        sum += v;
+                        xv[m * NQ + q] = v * w_quad_x_scale (q);
+                    }
+                    zero[m * W_CHUNK_SCALES + b] =
+                        W_CHUNK_ZERO != 0.0 ? W_CHUNK_ZERO * dot (sum, vec4 (1.0)) : 0.0;
                 }
-                zero[m] = W_CHUNK_ZERO != 0.0 ? W_CHUNK_ZERO * dot (sum, vec4 (1.0)) : 0.0;
             }
             [[unroll]] for (uint r = 0u; r < ROWS; r++) {
-                WChunk ch = w_chunk (row[r], c);
+                WChunk ch = w_chunk (row[r], p.K, c);
                 [[unroll]] for (uint m = 0u; m < MV; m++) {
-                    float s = -zero[m];
-                    [[unroll]] for (uint q = 0u; q < W_CHUNK / 4u; q++)
-                        s += dot (w_chunk_quad (ch, q), xv[m * (W_CHUNK / 4u) + q]);
-                    acc[r * MV + m] += ch.d * s;
+                    float s[W_CHUNK_SCALES];
+                    [[unroll]] for (uint b = 0u; b < W_CHUNK_SCALES; b++) {
+                        s[b] = -zero[m * W_CHUNK_SCALES + b];
+                        [[unroll]] for (uint i = 0u; i < SQ; i++)
+                            s[b] += dot (w_chunk_quad (ch, b * SQ + i), xv[m * NQ + b * SQ + i]);
+                    }
+                    float dot_c = ch.d[0] * s[0];
+                    [[unroll]] for (uint b = 1u; b < W_CHUNK_SCALES; b++)
+                        dot_c += ch.d[b] * s[b];
+                    acc[r * MV + m] += dot_c;
                 }
             }
         }
@@ -115,7 +134,7 @@ void main ()
         uint k4 = p.K & ~3u;
         for (uint k = t * 4u; k < k4; k += WG * 4u) {
             [[unroll]] for (uint r = 0u; r < ROWS; r++) {
-                vec4 wv = w_load4 (row[r], k);
+                vec4 wv = w_load4 (row[r], k, p.K);
                 [[unroll]] for (uint m = 0u; m < MV; m++) {
                     uint xi = p.ox + m * p.K + k;
                     acc[r * MV + m] += dot (wv, vec4 (x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]));
@@ -211,7 +230,7 @@ void main ()
                     xv = vec4 (x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]);
                 }
                 if (n < p.N)
-                    wv = w_load4 (row, k);
+                    wv = w_load4 (row, k, p.K);
             } else {
                 // The tail of K (float types only: Q rows are whole blocks of 32).
                 [[unroll]] for (uint i = 0u; i < 4u; i++) {

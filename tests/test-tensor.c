@@ -86,6 +86,41 @@ test_block_layouts (void)
     g_assert_cmpfloat_with_epsilon (back[i], x[i], 0.25f + 1e-6f);
 }
 
+/* Q rows on the device: a row's quants block by block, then its scales (types.h). The buffer holds that
+ * layout, and reading the tensor back gives the file's bytes. */
+static void
+test_device_layout (void)
+{
+  OlDevice *dev = ref_device ();
+  const OlType types[] = { OL_TYPE_Q8_0, OL_TYPE_Q4_0 };
+  for (guint ti = 0; ti < G_N_ELEMENTS (types); ti++) {
+    OlType type = types[ti];
+    const gsize nb = 3, rows = 2, block = ol_type_block_bytes (type), quants = block - 2, row = nb * block;
+    guint8 file[2 * 3 * 34], dev_bytes[2 * 3 * 34], back[2 * 3 * 34];
+    for (gsize i = 0; i < rows * row; i++)
+      file[i] = (guint8) (i * 7 + 3);
+    gint64 ne[2] = { (gint64) nb * OL_QK, (gint64) rows };
+    g_autoptr (GError) error = NULL;
+    OlTensor *t = ol_tensor_new (dev, type, 2, ne, OL_MEMORY_DEVICE, &error);
+    g_assert_no_error (error);
+    g_assert_true (ol_tensor_write (t, file, &error));
+    g_assert_true (ol_buffer_read (t->buffer, t->offset, dev_bytes, rows * row, &error));
+    for (gsize r = 0; r < rows; r++) {
+      for (gsize b = 0; b < nb; b++) {
+        const guint8 *f = file + r * row + b * block, *d = dev_bytes + r * row;
+        g_assert_cmpmem (d + b * quants, quants, f + 2, quants);
+        g_assert_cmpmem (d + nb * quants + b * 2, 2, f, 2);
+      }
+    }
+    g_assert_true (ol_tensor_read (t, back, &error));
+    g_assert_cmpmem (back, rows * row, file, rows * row);
+    OlTensor second = ol_tensor_rows (t, 1, 1);
+    g_assert_true (ol_tensor_read (&second, back, &error));
+    g_assert_cmpmem (back, row, file + row, row);
+    ol_tensor_free (t);
+  }
+}
+
 /* Quantization error per block: half a step for Q8_0 (d = amax/127); for Q4_0 (d = max/-8, levels -8..7)
  * half a step on the side of the block's extreme and up to a whole step on the other side, where the
  * largest level is 7|d|. The fp16 rounding of d adds at most 2^-11 relative on top. */
@@ -187,6 +222,7 @@ main (int argc, char **argv)
   g_test_add_func ("/types/row-bytes", test_row_bytes);
   g_test_add_func ("/types/block-layouts", test_block_layouts);
   g_test_add_func ("/tensor/roundtrip", test_roundtrip_types);
+  g_test_add_func ("/tensor/device-layout", test_device_layout);
   g_test_add_func ("/tensor/bad-shapes", test_bad_shapes);
   g_test_add_func ("/tensor/views", test_views);
   int r = g_test_run ();
