@@ -153,18 +153,15 @@ def draw_visual(rng, heldout):
 
 
 def image_sample(rng, heldout=False):
-    cfg, template, keyword = draw_visual(rng, heldout)
-    return cfg, caption_fill(template, cfg), keyword
+    cfg, _, keyword = draw_visual(rng, heldout)
+    return cfg, caption("image", cfg), keyword
 
 
 def video_sample(rng, heldout=False):
-    cfg, template, keyword = draw_visual(rng, heldout)
+    cfg, _, keyword = draw_visual(rng, heldout)
     if cfg["pattern"] == "ball":
         cfg["motion"] = str(rng.choice(list(MOTIONS)))
-        caption = f"A ball {MOTIONS[cfg['motion']]}, {cfg['fg']} on a {cfg['bg']} background."
-    else:
-        caption = "A still picture: " + caption_fill(template, cfg)[0].lower() + caption_fill(template, cfg)[1:]
-    return cfg, caption, keyword
+    return cfg, caption("video", cfg), keyword
 
 
 def image_input(cfg):
@@ -211,16 +208,33 @@ WAVE_KEYWORD = {"sine": "sine", "square": "square", "saw": "sawtooth", "triangle
 FREQS = [110, 220, 330, 440, 660, 880, 1320, 1760, 2640, 3520]
 
 
+def audio_pair_heldout(wave, i):
+    """(wave, FREQS[i]) pairs reserved for the held-out split."""
+    return (i + list(WAVES).index(wave)) % 4 == 0
+
+
+def training_frequency(wave, rng):
+    """A frequency (10 Hz steps, log-uniform over FREQS's range) for a training sample of a pitched wave: not
+    within 8 % of a held-out pair's. Continuous frequencies keep the model from tying a wave to the few
+    frequencies it was heard at."""
+    while True:
+        f = round(float(np.exp(rng.uniform(math.log(100), math.log(3700)))), -1)
+        if all(abs(f / FREQS[i] - 1) > 0.08 for i in range(len(FREQS)) if audio_pair_heldout(wave, i)):
+            return int(f)
+
+
 def audio_sample(rng, heldout=False):
     wave = str(rng.choice(list(WAVES)))
     cfg = {"wave": wave, "volume": round(float(rng.uniform(0.2, 0.8)), 2),
            "rate": int(rng.choice([16000, 48000])), "seconds": round(float(rng.uniform(2.0, 10.0)), 1)}
-    if "{f}" in WAVES[wave]:
+    if "{f}" in WAVES[wave] and heldout:
         while True:
             i = int(rng.integers(len(FREQS)))
-            if ((i + list(WAVES).index(wave)) % 4 == 0) == heldout:
+            if audio_pair_heldout(wave, i):
                 break
         cfg["freq"] = FREQS[i]
+    elif "{f}" in WAVES[wave]:
+        cfg["freq"] = training_frequency(wave, rng)
     elif heldout:
         cfg["volume"] = round(float(rng.choice([0.1, 0.9])), 2)   # a level outside the training range
     return cfg, WAVES[wave].format(f=cfg.get("freq")), WAVE_KEYWORD[wave]
@@ -350,15 +364,20 @@ def point_cloud(cfg):
     return np.concatenate([p, rgb], 1).astype(np.float32)
 
 
+def point_pair_heldout(shape, colour):
+    """(shape, colour) pairs reserved for the held-out split."""
+    return (COLOUR_NAMES.index(colour) + 2 * SHAPES.index(shape)) % 5 == 0
+
+
 def point_sample(rng, heldout=False):
     shape = str(rng.choice(SHAPES))
     while True:
         c = int(rng.integers(len(COLOUR_NAMES)))
-        if ((c + 2 * SHAPES.index(shape)) % 5 == 0) == heldout:
+        if point_pair_heldout(shape, COLOUR_NAMES[c]) == heldout:
             break
     cfg = {"shape": shape, "colour": COLOUR_NAMES[c], "scale": [round(float(s), 2) for s in rng.uniform(0.7, 1.3, 3)],
            "yaw": round(float(rng.uniform(0, math.pi)), 3), "seed": int(rng.integers(1 << 31))}
-    return cfg, f"A {shape} in {cfg['colour']}.", shape
+    return cfg, caption("point", cfg), shape
 
 
 def fast_point_indices(x, groups=1024, k=32):
@@ -399,7 +418,8 @@ def sdf(shape, q):
 
 def render_scene(cfg, size=(160, 120)):
     """Ray-marched scene: a primitive on a grey floor in front of a wall. Returns uint8 RGB photo, depth map
-    (grayscale, nearer is brighter, as the DPT-style inverse depth of Omnidata), normal map ((n+1)/2 as RGB)."""
+    (grayscale, nearer is brighter, as the DPT-style inverse depth of Omnidata), normal map ((n+1)/2 as RGB)
+    and the object's mask (255 where the primitive is)."""
     w, h = size
     shape, yaw = cfg["shape"], cfg["yaw"]
     ys, xs = np.mgrid[0:h, 0:w]
@@ -432,7 +452,12 @@ def render_scene(cfg, size=(160, 120)):
     depth = np.clip(1.5 / np.maximum(t, 1e-3), 0, 1)
     normal = (n * np.array([1, 1, -1]) + 1) / 2              # camera frame, z towards the viewer
     u8 = lambda a: (a * 255 + 0.5).astype(np.uint8)
-    return u8(photo), u8(depth), u8(normal)
+    return u8(photo), u8(depth), u8(normal), u8((obj < 0.01).astype(float))
+
+
+def scene_pair_heldout(shape, colour):
+    """(shape, colour) pairs reserved for the held-out split; white scenes are never in training."""
+    return (COLOUR_NAMES.index(colour) + SCENE_SHAPES.index(shape)) % 5 == 0
 
 
 def scene_sample(rng, heldout=False):
@@ -441,17 +466,17 @@ def scene_sample(rng, heldout=False):
         c = int(rng.integers(len(COLOUR_NAMES)))
         if COLOUR_NAMES[c] == "white" and not heldout:     # white only in held-out scenes (the cube's)
             continue
-        if ((c + SCENE_SHAPES.index(shape)) % 5 == 0) == heldout:
+        if scene_pair_heldout(shape, COLOUR_NAMES[c]) == heldout:
             break
     cfg = {"shape": shape, "colour": COLOUR_NAMES[c], "yaw": round(float(rng.uniform(0, math.pi / 2)), 3),
            "distance": round(float(rng.uniform(-0.5, 1.0)), 2), "map_only": bool(rng.uniform() < 0.3)}
-    return cfg, f"A {shape} in {cfg['colour']} on the floor in front of a wall.", shape
+    return cfg, caption("rgbd", cfg), shape
 
 
 def scene_input(cfg, kind):
     """uint8 [2, 224, 224, 3]: (photo, map) crops; with map_only the map fills both slots, as the engine
     does for a map without its photo (docs/modalities.md)."""
-    photo, depth, normal = render_scene(cfg)
+    photo, depth, normal, _ = render_scene(cfg)
     m = depth if kind == "rgbd" else normal
     mc = pre.map_crop(photo, m)
     return np.stack([mc if cfg["map_only"] else pre.image_eval_crop(photo), mc])
@@ -497,10 +522,89 @@ def fmri_sample(rng, heldout=False):
 
 # ------------------------------------------------------------------------------------------ splits
 
+# ------------------------------------------------------------------------------------------ captions and colours
+
+def caption(modality, cfg):
+    """The caption of an image, video, point or scene configuration: the key attribute, then the colours."""
+    if modality == "image":
+        return caption_fill(IMAGE_PATTERNS[cfg["pattern"]][1], cfg)
+    if modality == "video":
+        if cfg["pattern"] == "ball":
+            return f"A ball {MOTIONS[cfg['motion']]}, {cfg['fg']} on a {cfg['bg']} background."
+        still = caption_fill(IMAGE_PATTERNS[cfg["pattern"]][1], cfg)
+        return "A still picture: " + still[0].lower() + still[1:]
+    if modality == "point":
+        return f"A {cfg['shape']} in {cfg['colour']}."
+    return f"A {cfg['shape']} in {cfg['colour']} on the floor in front of a wall."
+
+
+# Training recolours these at every step (train.py): the stored inputs are kept in a form from which any
+# colouring follows exactly, so the model sees every training colour with every pattern and shape instead of
+# the one it was drawn with and cannot tell the pattern or shape from the colour.
+RECOLOURED = ("image", "video", "point", "rgbd", "rgbn")
+
+
+def training_colours(modality, cfg, rng):
+    """cfg with colours drawn again from the training split's (the held-out pairs never come up)."""
+    cfg = dict(cfg)
+    if modality in ("image", "video"):
+        if "fg" in cfg:
+            while True:
+                fg, bg = rng.choice(COLOUR_NAMES, 2, replace=False)
+                if "bg" not in cfg or not colour_pair_heldout(fg, bg):
+                    break
+            cfg["fg"] = str(fg)
+            if "bg" in cfg:
+                cfg["bg"] = str(bg)
+        return cfg
+    if modality == "point":
+        allowed = [c for c in COLOUR_NAMES if not point_pair_heldout(cfg["shape"], c)]
+    else:
+        allowed = [c for c in COLOUR_NAMES if c != "white" and not scene_pair_heldout(cfg["shape"], c)]
+    cfg["colour"] = str(rng.choice(allowed))
+    return cfg
+
+
+def training_arrays(modality, cfg):
+    """What write_train stores for a configuration: make_inputs' arrays, except that the recoloured modalities
+    keep what recolour() needs: two-colour patterns rendered white on black (the foreground's share of every
+    pixel: videotestsrc's output, resizing and cropping are linear in the two colours), scenes rendered with a
+    white object together with the object's mask."""
+    if modality in ("image", "video") and "fg" in cfg:
+        white = dict(cfg, fg="white")
+        if "bg" in cfg:
+            white["bg"] = "black"
+        return make_inputs(modality, white)
+    if modality in ("rgbd", "rgbn"):
+        white = dict(cfg, colour="white")
+        mask = render_scene(white)[3]
+        return {"x": scene_input(white, modality), "mask": pre.image_eval_crop(mask)[..., 0]}
+    return make_inputs(modality, cfg, exact=False)
+
+
+def recolour(modality, x, stored, cfg, mask=None):
+    """x: training_arrays' input of the stored configuration, as float32 in [0, 1] (image-like: [T, H, W, 3],
+    points [8192, 6]); returns the input of cfg, the same configuration coloured as cfg says."""
+    if modality in ("image", "video"):
+        if "fg" not in cfg:
+            return x
+        return x * rgb_of(cfg["fg"]) + (1 - x) * rgb_of(cfg.get("bg", "black"))
+    if modality == "point":
+        x = x.copy()
+        x[:, 3:6] += 0.65 * (rgb_of(cfg["colour"]) - rgb_of(stored["colour"]))
+        return x
+    if cfg["map_only"]:
+        return x
+    x = x.copy()
+    m = mask[..., None].astype(np.float32) / 255
+    x[0] *= 1 - m + m * rgb_of(cfg["colour"])
+    return x
+
+
 SAMPLERS = {"image": image_sample, "video": video_sample, "audio": audio_sample, "point": point_sample,
             "rgbd": scene_sample, "rgbn": scene_sample, "fmri": fmri_sample, "imu": imu_sample}
-TRAIN_COUNTS = {"image": 2000, "video": 500, "audio": 700, "point": 1200, "rgbd": 800, "rgbn": 800,
-                "fmri": 600, "imu": 1000}
+TRAIN_COUNTS = {"image": 4000, "video": 1000, "audio": 3000, "point": 1500, "rgbd": 1000, "rgbn": 1000,
+                "fmri": 600, "imu": 3000}
 HELDOUT_COUNT = 30
 
 
@@ -540,7 +644,7 @@ def write_train(out, seed, scale, only=None):
             if modality == "fmri":
                 data = {"x": pre.fmri(fmri_signal(cfg, basis))}
             else:
-                data = make_inputs(modality, cfg, exact=False)
+                data = training_arrays(modality, cfg)
             for k, v in data.items():
                 arrays.setdefault(k, []).append(v)
             captions.append(caption)
@@ -588,7 +692,7 @@ def write_heldout_files(out, cases):
         elif m == "fmri":
             a = fmri_signal(cfg, basis)
         elif m in ("rgbd", "rgbn"):
-            photo, depth, normal = render_scene(cfg)
+            photo, depth, normal, _ = render_scene(cfg)
             a = np.stack([photo, np.repeat(depth[..., None], 3, 2) if m == "rgbd" else normal])
         else:
             continue

@@ -48,8 +48,9 @@ HP = dict(clip_width=64, clip_layers=2, clip_heads=2, clip_mlp=256, patch=14,
 # Samples per batch and the share of the steps per modality (the harder visual ones get more)
 BATCH = {"image": 8, "video": 4, "audio": 8, "point": 8, "rgbd": 6, "rgbn": 6, "fmri": 16, "imu": 16}
 # Tokens per frame kept by token dropout during training (all of them at inference)
-# (images keep all: a small ball covers a few patches that dropout would often remove)
-KEEP = {"image": None, "video": 128, "audio": 128, "point": 128, "rgbd": 80, "rgbn": 80, "fmri": None, "imu": 96}
+# (images keep all: a small ball covers a few patches that dropout would often remove; audio keeps a third:
+# a tick lasts a few of the 1212 patches, and with fewer kept the "ticks" clips often showed only silence)
+KEEP = {"image": None, "video": 128, "audio": 384, "point": 128, "rgbd": 80, "rgbn": 80, "fmri": None, "imu": 96}
 SHARE = {"image": 3, "video": 2, "audio": 2, "point": 3, "rgbd": 2, "rgbn": 2, "fmri": 1, "imu": 2}
 VIDEO_TRAIN_FRAMES = 4          # random frames of the 15 per step; the model averages whatever it gets
 OFFICIAL_LAYOUT_SHARE = 0.5
@@ -342,16 +343,26 @@ class Data:
 
     def __init__(self, folder, sp, seed=0):
         self.gen = torch.Generator().manual_seed(seed)
+        self.sp = sp
         self.sets = {}
         for m in MODALITIES:
             d = np.load(os.path.join(folder, f"{m}.npz"))
             self.sets[m] = {k: d[k] for k in d.files}
-            self.sets[m]["answers"] = [list(sp.encode(c)) + [ref.EOS_ID] for c in d["captions"]]
+            self.sets[m]["answers"] = [self.answer(c) for c in d["captions"]]
+            self.sets[m]["configs"] = [json.loads(c) for c in d["configs"]]
         self.prompts = {m: ref.prompt_ids(sp, synth.PROMPTS[m]) for m in MODALITIES}
+        self.answers = {}
+
+    def answer(self, caption):
+        return list(self.sp.encode(caption)) + [ref.EOS_ID]
 
     def batch(self, m, rng):
         s = self.sets[m]
         idx = rng.choice(len(s["answers"]), min(BATCH[m], len(s["answers"])), replace=False)
+        answers = [s["answers"][i] for i in idx]
+        if m in synth.RECOLOURED:
+            cfgs = [synth.training_colours(m, s["configs"][i], rng) for i in idx]
+            answers = [self.answers.setdefault(c, self.answer(c)) for c in (synth.caption(m, c) for c in cfgs)]
         x = s["x"][idx]
         knn = None
         if m in ("image", "video", "rgbd", "rgbn"):
@@ -359,18 +370,23 @@ class Data:
                 x = x[:, None]
             if m == "video":
                 x = np.stack([v[rng.choice(15, VIDEO_TRAIN_FRAMES, replace=False)] for v in x])
-            x = torch.from_numpy(x).float().div_(255).permute(0, 1, 4, 2, 3)
+            x = x.astype(np.float32) / 255
+            x = np.stack([synth.recolour(m, xb, s["configs"][i], c, s["mask"][i] if "mask" in s else None)
+                          for xb, i, c in zip(x, idx, cfgs)])
+            x = torch.from_numpy(x).permute(0, 1, 4, 2, 3)
             x = (x - torch.from_numpy(ref_mean)[:, None, None]) / torch.from_numpy(ref_std)[:, None, None]
         else:
-            x = torch.from_numpy(x.astype(np.float32))
+            x = x.astype(np.float32)
             if m == "point":
+                x = np.stack([synth.recolour(m, xb, s["configs"][i], c) for xb, i, c in zip(x, idx, cfgs)])
                 knn = torch.from_numpy(s["knn"][idx].astype(np.int64))
+            x = torch.from_numpy(x)
             if m == "imu":
                 # The device held in any orientation: the accelerometer and gyroscope triples turn together,
                 # so the motion, not the direction of gravity, has to decide the caption.
                 r = random_rotations(x.shape[0], self.gen)
                 x = torch.cat((r @ x[:, :3], r @ x[:, 3:]), 1)
-        return x, knn, [s["answers"][i] for i in idx]
+        return x, knn, answers
 
 
 ref_mean = synth.pre.CLIP_MEAN
