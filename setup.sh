@@ -39,8 +39,8 @@ case "$mode" in
     # The uninstalled plugin from the build tree; it finds the default model there (models/).
     case "$build" in /*) plugins=$build/gst ;; *) plugins=$PWD/$build/gst ;; esac
     export GST_PLUGIN_PATH="$plugins${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-    echo "setup.sh: captioning a live videotestsrc (pattern=smpte), one frame a second for 3 s"
-    gst-launch-1.0 -q videotestsrc is-live=true pattern=smpte num-buffers=90 \
+    echo "setup.sh: captioning a live videotestsrc (pattern=ball), one frame a second for 3 s"
+    gst-launch-1.0 -q videotestsrc is-live=true pattern=ball num-buffers=90 \
       ! onellmimagetok interval=1000000000 ! onellmencoder ! onellmcaptionsink print=true
     ;;
   test)

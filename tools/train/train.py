@@ -421,6 +421,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--every-modality", action="store_true",
+                    help="one batch of every modality in each step, the losses weighted by SHARE (instead of "
+                    "one modality per step drawn with those weights)")
     args = ap.parse_args(argv)
 
     import sentencepiece
@@ -450,15 +453,16 @@ def main(argv=None):
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
-        m = order[rng.choice(len(order), p=weights)]
-        x, knn, answers = data.batch(m, rng)
-        loss = model.llma(m, x, data.prompts[m], answers, rng.uniform() < OFFICIAL_LAYOUT_SHARE, knn,
-                          KEEP[m])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        drawn = order if args.every_modality else [order[rng.choice(len(order), p=weights)]]
+        for m in drawn:
+            x, knn, answers = data.batch(m, rng)
+            loss = model.llma(m, x, data.prompts[m], answers, rng.uniform() < OFFICIAL_LAYOUT_SHARE, knn,
+                              KEEP[m])
+            (loss * (weights[order.index(m)] if args.every_modality else 1.0)).backward()
+            losses[m].append(loss.item())
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses[m].append(loss.item())
         step += 1
         if step % 50 == 0:
             summary = " ".join(f"{k}={np.mean(v[-10:]):.3f}" for k, v in losses.items() if v)
