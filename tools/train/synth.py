@@ -137,7 +137,7 @@ def caption_fill(template, cfg):
 def draw_visual(rng, heldout):
     """A visual configuration (pattern, colours, size): heldout picks reserved colour pairs or sizes."""
     pattern = str(rng.choice(list(IMAGE_PATTERNS)))
-    coloured, template, keyword = IMAGE_PATTERNS[pattern]
+    coloured, _, keyword = IMAGE_PATTERNS[pattern]
     while True:
         fg, bg = rng.choice(COLOUR_NAMES, 2, replace=False)
         if pattern == "solid-color" or colour_pair_heldout(fg, bg) == heldout or not coloured:
@@ -149,16 +149,16 @@ def draw_visual(rng, heldout):
         cfg["fg"] = str(fg)
         if pattern != "solid-color":
             cfg["bg"] = str(bg)
-    return cfg, template, keyword or cfg["fg"]
+    return cfg, keyword or cfg["fg"]
 
 
 def image_sample(rng, heldout=False):
-    cfg, _, keyword = draw_visual(rng, heldout)
+    cfg, keyword = draw_visual(rng, heldout)
     return cfg, caption("image", cfg), keyword
 
 
 def video_sample(rng, heldout=False):
-    cfg, _, keyword = draw_visual(rng, heldout)
+    cfg, keyword = draw_visual(rng, heldout)
     if cfg["pattern"] == "ball":
         cfg["motion"] = str(rng.choice(list(MOTIONS)))
     return cfg, caption("video", cfg), keyword
@@ -473,10 +473,10 @@ def scene_sample(rng, heldout=False):
     return cfg, caption("rgbd", cfg), shape
 
 
-def scene_input(cfg, kind):
+def scene_input(cfg, kind, rendered=None):
     """uint8 [2, 224, 224, 3]: (photo, map) crops; with map_only the map fills both slots, as the engine
-    does for a map without its photo (docs/modalities.md)."""
-    photo, depth, normal, _ = render_scene(cfg)
+    does for a map without its photo (docs/modalities.md). rendered: render_scene(cfg), if already made."""
+    photo, depth, normal, _ = rendered or render_scene(cfg)
     m = depth if kind == "rgbd" else normal
     mc = pre.map_crop(photo, m)
     return np.stack([mc if cfg["map_only"] else pre.image_eval_crop(photo), mc])
@@ -519,8 +519,6 @@ def fmri_sample(rng, heldout=False):
     article = "an" if cat[0] in "aeiou" else "a"
     return cfg, f"A photo of {article} {cat}.", cat
 
-
-# ------------------------------------------------------------------------------------------ splits
 
 # ------------------------------------------------------------------------------------------ captions and colours
 
@@ -577,8 +575,8 @@ def training_arrays(modality, cfg):
         return make_inputs(modality, white)
     if modality in ("rgbd", "rgbn"):
         white = dict(cfg, colour="white")
-        mask = render_scene(white)[3]
-        return {"x": scene_input(white, modality), "mask": pre.image_eval_crop(mask)[..., 0]}
+        rendered = render_scene(white)
+        return {"x": scene_input(white, modality, rendered), "mask": pre.image_eval_crop(rendered[3])[..., 0]}
     return make_inputs(modality, cfg, exact=False)
 
 
@@ -600,6 +598,8 @@ def recolour(modality, x, stored, cfg, mask=None):
     x[0] *= 1 - m + m * rgb_of(cfg["colour"])
     return x
 
+
+# ------------------------------------------------------------------------------------------ splits
 
 SAMPLERS = {"image": image_sample, "video": video_sample, "audio": audio_sample, "point": point_sample,
             "rgbd": scene_sample, "rgbn": scene_sample, "fmri": fmri_sample, "imu": imu_sample}

@@ -344,6 +344,7 @@ class Data:
     def __init__(self, folder, sp, seed=0):
         self.gen = torch.Generator().manual_seed(seed)
         self.sp = sp
+        self.answers = {}
         self.sets = {}
         for m in MODALITIES:
             d = np.load(os.path.join(folder, f"{m}.npz"))
@@ -351,10 +352,12 @@ class Data:
             self.sets[m]["answers"] = [self.answer(c) for c in d["captions"]]
             self.sets[m]["configs"] = [json.loads(c) for c in d["configs"]]
         self.prompts = {m: ref.prompt_ids(sp, synth.PROMPTS[m]) for m in MODALITIES}
-        self.answers = {}
 
     def answer(self, caption):
-        return list(self.sp.encode(caption)) + [ref.EOS_ID]
+        """Token ids of a caption and EOS (kept: recoloured batches ask for the same few hundred again)."""
+        if caption not in self.answers:
+            self.answers[caption] = list(self.sp.encode(caption)) + [ref.EOS_ID]
+        return self.answers[caption]
 
     def batch(self, m, rng):
         s = self.sets[m]
@@ -362,7 +365,7 @@ class Data:
         answers = [s["answers"][i] for i in idx]
         if m in synth.RECOLOURED:
             cfgs = [synth.training_colours(m, s["configs"][i], rng) for i in idx]
-            answers = [self.answers.setdefault(c, self.answer(c)) for c in (synth.caption(m, c) for c in cfgs)]
+            answers = [self.answer(synth.caption(m, c)) for c in cfgs]
         x = s["x"][idx]
         knn = None
         if m in ("image", "video", "rgbd", "rgbn"):
