@@ -1,5 +1,5 @@
 // Peak-measurement kernels for onellm-bench: PEAK_COPY streams one binding into another (bandwidth),
-// PEAK_FMA runs independent multiply-add chains that touch no memory (arithmetic throughput).
+// PEAK_FMA runs CHAINS independent multiply-add chains that touch no memory (arithmetic throughput).
 #version 450
 
 layout(local_size_x_id = 0) in;
@@ -25,7 +25,9 @@ void main ()
 
 #elif defined(PEAK_FMA)
 
-#define CHAINS 8
+#ifndef CHAINS
+#error "PEAK_FMA needs CHAINS"
+#endif
 
 layout(binding = 0) writeonly buffer Out { float outv[]; };
 
