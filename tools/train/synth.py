@@ -50,9 +50,27 @@ COLOURS = {
 COLOUR_NAMES = list(COLOURS)
 
 
-def rgb_of(name):
-    v = COLOURS[name]
+def rgb_of(colour):
+    """RGB in [0, 1] of a colour name, or of an unnamed colour given as its RGB triple."""
+    if not isinstance(colour, str):
+        return np.array(colour, np.float32)
+    v = COLOURS[colour]
     return np.array([(v >> 16) & 255, (v >> 8) & 255, v & 255], np.float32) / 255.0
+
+
+# Training shows point clouds and scenes in unnamed colours too, with every shape: colours at least this far
+# (RGB in [0, 1]) from every named colour, in this share of the recoloured samples. Without them the held-out
+# (shape, colour) pairs leave each colour with a shape it never has in training, and the model learned that
+# ("a white cloud is never a cone") wherever its shape evidence was weak.
+UNNAMED_DISTANCE = 0.4
+UNNAMED_SHARE = 0.3
+
+
+def unnamed_colour(rng):
+    while True:
+        c = rng.uniform(0, 1, 3)
+        if min(np.linalg.norm(c - rgb_of(n)) for n in COLOUR_NAMES) >= UNNAMED_DISTANCE:
+            return [round(float(v), 3) for v in c]
 
 
 # ------------------------------------------------------------------------------------------ GStreamer sources
@@ -120,7 +138,9 @@ IMAGE_PATTERNS = {
     "gradient": (True, "A vertical gradient from {bg} to {fg}.", "gradient"),
     "solid-color": (True, "A plain {fg} screen.", None),          # keyword: the colour
 }
-TRAIN_SIZES = [(320, 240), (640, 480), (224, 224), (400, 300), (160, 120), (256, 256), (300, 400)]
+# Frame sizes in 4:3, 1:1, 3:4 and 16:9 (cameras' usual shapes); the held-out ones are sizes training never has
+TRAIN_SIZES = [(320, 240), (640, 480), (224, 224), (400, 300), (160, 120), (256, 256), (300, 400), (640, 360),
+               (320, 180)]
 HELDOUT_SIZES = [(352, 288), (480, 270)]
 MOTIONS = {"wavy": "moving around", "sweep": "circling", "hsweep": "sweeping down"}
 
@@ -418,8 +438,9 @@ def sdf(shape, q):
 
 def render_scene(cfg, size=(160, 120)):
     """Ray-marched scene: a primitive on a grey floor in front of a wall. Returns uint8 RGB photo, depth map
-    (grayscale, nearer is brighter, as the DPT-style inverse depth of Omnidata), normal map ((n+1)/2 as RGB)
-    and the object's mask (255 where the primitive is)."""
+    (grayscale inverse depth, nearer is brighter, stretched to the image's range as relative depth from a
+    DPT model like Omnidata's is stored), normal map ((n+1)/2 as RGB) and the object's mask (255 where the
+    primitive is)."""
     w, h = size
     shape, yaw = cfg["shape"], cfg["yaw"]
     ys, xs = np.mgrid[0:h, 0:w]
@@ -449,7 +470,8 @@ def render_scene(cfg, size=(160, 120)):
     lam = np.clip((n * light).sum(-1), 0, 1)[..., None]
     base = np.where((obj < 0.01)[..., None], rgb_of(cfg["colour"]), np.array([0.6, 0.6, 0.6]))
     photo = np.clip(base * (0.3 + 0.7 * lam), 0, 1)
-    depth = np.clip(1.5 / np.maximum(t, 1e-3), 0, 1)
+    inv = 1 / np.maximum(t, 1e-3)
+    depth = (inv - inv.min()) / max(inv.max() - inv.min(), 1e-6)
     normal = (n * np.array([1, 1, -1]) + 1) / 2              # camera frame, z towards the viewer
     u8 = lambda a: (a * 255 + 0.5).astype(np.uint8)
     return u8(photo), u8(depth), u8(normal), u8((obj < 0.01).astype(float))
@@ -531,9 +553,10 @@ def caption(modality, cfg):
             return f"A ball {MOTIONS[cfg['motion']]}, {cfg['fg']} on a {cfg['bg']} background."
         still = caption_fill(IMAGE_PATTERNS[cfg["pattern"]][1], cfg)
         return "A still picture: " + still[0].lower() + still[1:]
+    colour = f" in {cfg['colour']}" if isinstance(cfg["colour"], str) else ""     # unnamed: not said
     if modality == "point":
-        return f"A {cfg['shape']} in {cfg['colour']}."
-    return f"A {cfg['shape']} in {cfg['colour']} on the floor in front of a wall."
+        return f"A {cfg['shape']}{colour}."
+    return f"A {cfg['shape']}{colour} on the floor in front of a wall."
 
 
 # Training recolours these at every step (train.py): the stored inputs are kept in a form from which any
@@ -543,7 +566,8 @@ RECOLOURED = ("image", "video", "point", "rgbd", "rgbn")
 
 
 def training_colours(modality, cfg, rng):
-    """cfg with colours drawn again from the training split's (the held-out pairs never come up)."""
+    """cfg with colours drawn again from the training split's (the held-out pairs never come up); points and
+    scenes also get unnamed colours (UNNAMED_SHARE)."""
     cfg = dict(cfg)
     if modality in ("image", "video"):
         if "fg" in cfg:
@@ -554,6 +578,9 @@ def training_colours(modality, cfg, rng):
             cfg["fg"] = str(fg)
             if "bg" in cfg:
                 cfg["bg"] = str(bg)
+        return cfg
+    if rng.uniform() < UNNAMED_SHARE:
+        cfg["colour"] = unnamed_colour(rng)
         return cfg
     if modality == "point":
         allowed = [c for c in COLOUR_NAMES if not point_pair_heldout(cfg["shape"], c)]

@@ -46,12 +46,13 @@ HP = dict(clip_width=64, clip_layers=2, clip_heads=2, clip_mlp=256, patch=14,
           llm_dim=128, llm_layers=2, llm_heads=4, multiple_of=256, norm_eps=1e-5, vocab=32000,
           audio_kernel=16, fmri_voxels=15724, fmri_tokens=8, point_groups=1024, imu_kernel=10)
 # Samples per batch and the share of the steps per modality (the harder visual ones get more)
-BATCH = {"image": 8, "video": 4, "audio": 8, "point": 8, "rgbd": 6, "rgbn": 6, "fmri": 16, "imu": 16}
+BATCH = {"image": 8, "video": 4, "audio": 8, "point": 8, "rgbd": 6, "rgbn": 6, "fmri": 8, "imu": 16}
 # Tokens per frame kept by token dropout during training (all of them at inference)
-# (images keep all: a small ball covers a few patches that dropout would often remove; audio keeps a third:
-# a tick lasts a few of the 1212 patches, and with fewer kept the "ticks" clips often showed only silence)
-KEEP = {"image": None, "video": 128, "audio": 384, "point": 128, "rgbd": 80, "rgbn": 80, "fmri": None, "imu": 96}
-SHARE = {"image": 3, "video": 2, "audio": 2, "point": 3, "rgbd": 2, "rgbn": 2, "fmri": 1, "imu": 2}
+# (images and scenes keep all: a small ball or object covers a few patches that dropout would often remove,
+# and its shape lies in them; audio keeps a third: a tick lasts a few of the 1212 patches, and with fewer kept
+# the "ticks" clips often showed only silence)
+KEEP = {"image": None, "video": 128, "audio": 384, "point": 128, "rgbd": None, "rgbn": None, "fmri": None, "imu": 96}
+SHARE = {"image": 3, "video": 2, "audio": 2, "point": 3, "rgbd": 3, "rgbn": 3, "fmri": 1, "imu": 2}
 VIDEO_TRAIN_FRAMES = 4          # random frames of the 15 per step; the model averages whatever it gets
 OFFICIAL_LAYOUT_SHARE = 0.5
 
