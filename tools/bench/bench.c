@@ -150,21 +150,20 @@ record_copy (OlGraph *g, gpointer data, guint reps)
 
 typedef struct {
   OlBuffer *out;
-  guint32 groups, iters;
-  const char *shader;
+  guint32 groups, iters, chains;
 } FmaWork;
 
 static gboolean
 record_fma (OlGraph *g, gpointer data, guint reps)
 {
   FmaWork *w = data;
-  guint32 wg = PEAK_WORKGROUP;
-  struct { guint32 n, iters; float a, b; } pc = { w->groups * wg, w->iters, 0.999f, 1e-3f };
+  const guint32 spec[2] = { PEAK_WORKGROUP, w->chains };
+  struct { guint32 n, iters; float a, b; } pc = { w->groups * PEAK_WORKGROUP, w->iters, 0.999f, 1e-3f };
   OlBinding bind;
   guint32 off;
   for (guint r = 0; r < reps; r++)
     if (!ol_graph_bind (g, w->out, 0, (guint64) pc.n * 4, TRUE, &bind, &off) ||
-        !ol_graph_dispatch (g, w->shader, w->shader, &wg, 1, &bind, 1, &pc, sizeof (pc), w->groups, 1, 1))
+        !ol_graph_dispatch (g, "peak_fma", "peak_fma", spec, 2, &bind, 1, &pc, sizeof (pc), w->groups, 1, 1))
       return FALSE;
   return TRUE;
 }
@@ -202,17 +201,15 @@ peak_fma (Bench *b, double *flops, guint *best_chains, GError **error)
   /* Enough invocations to fill any device; the loop length is what makes a run long enough. */
   FmaWork w = { .groups = b->quick ? 4 : MIN (c->max_workgroup_count[0], 1024), .iters = b->quick ? 16 : 512 };
   w.out = ol_buffer_new (b->dev, (guint64) w.groups * PEAK_WORKGROUP * 4, OL_MEMORY_DEVICE, error);
-  /* The best of the chain counts in shaders/meson.build: a CPU driver runs an invocation's chains one
-   * vector after another, so it needs as many as its registers hold to cover the latency, and spills
+  /* The best of a few chain counts (CHAINS in shaders/peak.comp): a CPU driver runs an invocation's chains
+   * one vector after another, so it needs as many as its registers hold to cover the latency, and spills
    * (an order of magnitude slower) beyond that. */
-  static const guint chains[] = { 8, 16, 32 };
+  static const guint32 chains[] = { 8, 16, 32 };
   gboolean ok = w.out != NULL;
   *flops = 0;
   for (guint i = 0; ok && i < G_N_ELEMENTS (chains); i++) {
-    char name[32];
     double t;
-    g_snprintf (name, sizeof (name), "peak_fma_%u", chains[i]);
-    w.shader = name;
+    w.chains = chains[i];
     ok = measure (b, record_fma, &w, 1, &t, error);
     double f = ok ? (double) w.groups * PEAK_WORKGROUP * w.iters * chains[i] * 2 / t : 0;
     if (f > *flops) {
