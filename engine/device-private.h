@@ -29,7 +29,7 @@ struct _OlDevice {
 
   GMutex pipeline_lock;           /* pipelines, set_layouts, pipeline_cache */
   GHashTable *pipelines;          /* "name/spec..." -> OlPipeline */
-  GHashTable *set_layouts;        /* n_bindings -> VkDescriptorSetLayout */
+  GHashTable *set_layouts;        /* n_bindings | texel mask << 8 -> VkDescriptorSetLayout */
   VkPipelineCache pipeline_cache;
   char *pipeline_cache_path;
 
@@ -41,9 +41,10 @@ struct _OlDevice {
 gboolean ol_vk_check (VkResult result, const char *what, GError **error);
 
 /* Returns the compute pipeline of an embedded shader, built on first use and cached for the device's
- * lifetime. spec: values of specialization constants 0..n_spec-1 (e.g. workgroup size). */
+ * lifetime. spec: values of specialization constants 0..n_spec-1 (e.g. workgroup size); bindings in
+ * texel_mask are uniform texel buffers, the others storage buffers. */
 OlPipeline *ol_device_get_pipeline (OlDevice *dev, const char *shader, const guint32 *spec, guint n_spec,
-                                    guint n_bindings, GError **error);
+                                    guint n_bindings, guint32 texel_mask, GError **error);
 
 /* Submits one command buffer on the device queue and waits for it. */
 gboolean ol_device_submit_wait (OlDevice *dev, VkCommandBuffer cmd, VkFence fence, GError **error);

@@ -365,6 +365,8 @@ probe (OlDevice *dev)
   }
   c->max_storage_buffer_range = l->maxStorageBufferRange;
   c->min_storage_buffer_offset_alignment = MAX (l->minStorageBufferOffsetAlignment, 4);
+  c->max_texel_buffer_elements = l->maxTexelBufferElements;
+  c->min_texel_buffer_offset_alignment = MAX (l->minTexelBufferOffsetAlignment, 16);
   c->max_buffer_size = m3.maxMemoryAllocationSize;
   c->storage_16bit = f11.storageBuffer16BitAccess;
   c->storage_8bit = f12.storageBuffer8BitAccess;
@@ -372,6 +374,8 @@ probe (OlDevice *dev)
   c->int8_arithmetic = f12.shaderInt8;
   c->int64_arithmetic = feats.features.shaderInt64 && g_strcmp0 (g_getenv ("ONELLM_VK_NO_INT64"), "1") != 0;
   c->cooperative_matrix = device_extension_available (dev->phys, "VK_KHR_cooperative_matrix");
+  /* R32G32B32A32_UINT texel buffers are required of every device; only CPU drivers gain from them. */
+  c->texel_loads = c->type == OL_DEVICE_TYPE_CPU && g_strcmp0 (g_getenv ("ONELLM_VK_NO_TEXELS"), "1") != 0;
   c->timestamps = l->timestampComputeAndGraphics && dev->timestamp_valid_bits > 0;
   c->timestamp_period_ns = l->timestampPeriod;
 
@@ -620,16 +624,18 @@ ol_device_describe (const OlDevice *dev)
 }
 
 static VkDescriptorSetLayout
-get_set_layout (OlDevice *dev, guint n_bindings, GError **error)
+get_set_layout (OlDevice *dev, guint n_bindings, guint32 texel_mask, GError **error)
 {
-  VkDescriptorSetLayout layout = g_hash_table_lookup (dev->set_layouts, GUINT_TO_POINTER (n_bindings));
+  guint key = n_bindings | texel_mask << 8;
+  VkDescriptorSetLayout layout = g_hash_table_lookup (dev->set_layouts, GUINT_TO_POINTER (key));
   if (layout != VK_NULL_HANDLE)
     return layout;
   VkDescriptorSetLayoutBinding b[16];
   for (guint i = 0; i < n_bindings; i++)
     b[i] = (VkDescriptorSetLayoutBinding) {
       .binding = i,
-      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+      .descriptorType = (texel_mask >> i) & 1 ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                              : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
       .descriptorCount = 1,
       .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
     };
@@ -641,18 +647,20 @@ get_set_layout (OlDevice *dev, guint n_bindings, GError **error)
   if (!ol_vk_check (vkCreateDescriptorSetLayout (dev->device, &info, NULL, &layout),
                     "vkCreateDescriptorSetLayout", error))
     return VK_NULL_HANDLE;
-  g_hash_table_insert (dev->set_layouts, GUINT_TO_POINTER (n_bindings), layout);
+  g_hash_table_insert (dev->set_layouts, GUINT_TO_POINTER (key), layout);
   return layout;
 }
 
 OlPipeline *
 ol_device_get_pipeline (OlDevice *dev, const char *shader, const guint32 *spec, guint n_spec,
-                        guint n_bindings, GError **error)
+                        guint n_bindings, guint32 texel_mask, GError **error)
 {
   g_return_val_if_fail (n_spec <= 8 && n_bindings <= 16, NULL);
   GString *key = g_string_new (shader);
   for (guint i = 0; i < n_spec; i++)
     g_string_append_printf (key, "/%u", spec[i]);
+  if (texel_mask != 0)
+    g_string_append_printf (key, "/t%x", texel_mask);
 
   g_mutex_lock (&dev->pipeline_lock);
   OlPipeline *p = g_hash_table_lookup (dev->pipelines, key->str);
@@ -670,7 +678,7 @@ ol_device_get_pipeline (OlDevice *dev, const char *shader, const guint32 *spec, 
     g_set_error (error, OL_ERROR, OL_ERROR_UNSUPPORTED, "no shader named '%s' in this build", shader);
     goto out;
   }
-  set_layout = get_set_layout (dev, n_bindings, error);
+  set_layout = get_set_layout (dev, n_bindings, texel_mask, error);
   if (set_layout == VK_NULL_HANDLE)
     goto out;
   VkShaderModuleCreateInfo minfo = {

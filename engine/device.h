@@ -32,6 +32,8 @@ typedef struct {
   guint32 max_workgroup_count[3];
   guint64 max_storage_buffer_range;   /* largest range one binding may cover */
   guint64 min_storage_buffer_offset_alignment;
+  guint64 max_texel_buffer_elements;  /* texels one uniform texel buffer may cover */
+  guint64 min_texel_buffer_offset_alignment;
   guint64 max_buffer_size;
   guint64 device_memory;              /* size of the largest device-local heap */
   gboolean unified_memory;            /* device-local memory is also host-visible */
@@ -41,6 +43,7 @@ typedef struct {
   gboolean int8_arithmetic;
   gboolean int64_arithmetic;          /* 64-bit integers in shaders: 64-bit storage loads */
   gboolean cooperative_matrix;        /* VK_KHR_cooperative_matrix */
+  gboolean texel_loads;               /* the mat-vec fetches W and X as texels (CPU drivers, ops.c) */
   gboolean timestamps;
   float timestamp_period_ns;
 } OlDeviceCaps;
@@ -57,7 +60,8 @@ OL_API gboolean ol_device_enumerate (OlDeviceDesc **devices, guint *n_devices, G
 /* Opens a device. selector: NULL picks $ONELLM_VK_DEVICE if set, else the best device (discrete >
  * integrated > virtual > CPU); otherwise a decimal index or a case-insensitive substring of the name.
  * $ONELLM_VK_VALIDATION=1 enables the Khronos validation layer when it is installed; $ONELLM_VK_NO_INT64=1
- * leaves 64-bit integers off, so that the kernels' paths for devices without them can be tested. */
+ * leaves 64-bit integers off and $ONELLM_VK_NO_TEXELS=1 texel loads, so that the kernels' paths for
+ * other devices can be tested. */
 OL_API OlDevice *ol_device_new (const char *selector, GError **error);
 OL_API void ol_device_free (OlDevice *dev);
 

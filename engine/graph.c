@@ -39,6 +39,7 @@ struct _OlGraph {
   GPtrArray *labels;            /* label of dispatch i, for the timestamps of this recording */
   GHashTable *profile_rows;     /* label -> ProfileRow */
   GPtrArray *scratch;           /* OlBuffer of this recording */
+  GArray *views;                /* VkBufferView of this recording's texel bindings */
 };
 
 gboolean
@@ -84,6 +85,7 @@ ol_graph_new (OlDevice *dev, GError **error)
   g->pending_writes = g_array_new (FALSE, FALSE, sizeof (Span));
   g->labels = g_ptr_array_new ();
   g->scratch = g_ptr_array_new_with_free_func ((GDestroyNotify) ol_buffer_free);
+  g->views = g_array_new (FALSE, FALSE, sizeof (VkBufferView));
   g->profile_rows = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, profile_row_free);
   g->profile = g_strcmp0 (g_getenv ("ONELLM_PROFILE"), "1") == 0 && dev->caps.timestamps;
 
@@ -152,6 +154,14 @@ print_profile (OlGraph *g)
   }
 }
 
+static void
+destroy_views (OlGraph *g)
+{
+  for (guint i = 0; i < g->views->len; i++)
+    vkDestroyBufferView (g->dev->device, g_array_index (g->views, VkBufferView, i), NULL);
+  g_array_set_size (g->views, 0);
+}
+
 void
 ol_graph_free (OlGraph *g)
 {
@@ -162,6 +172,8 @@ ol_graph_free (OlGraph *g)
     print_profile (g);
   for (guint i = 0; i < g->desc_pools->len; i++)
     vkDestroyDescriptorPool (d, (VkDescriptorPool) g->desc_pools->pdata[i], NULL);
+  destroy_views (g);
+  g_array_free (g->views, TRUE);
   if (g->query_pool != VK_NULL_HANDLE)
     vkDestroyQueryPool (d, g->query_pool, NULL);
   if (g->fence != VK_NULL_HANDLE)
@@ -206,6 +218,7 @@ ol_graph_begin (OlGraph *g)
   g->n_timestamps = 0;
   g_ptr_array_set_size (g->labels, 0);
   g_ptr_array_set_size (g->scratch, 0);
+  destroy_views (g);
   g_array_set_size (g->pending_reads, 0);
   g_array_set_size (g->pending_writes, 0);
   for (guint i = 0; i < g->desc_pools->len; i++)
@@ -310,7 +323,29 @@ ol_graph_bind (OlGraph *g, OlBuffer *buffer, guint64 offset, guint64 size, gbool
   binding->offset = start;
   binding->size = range;
   binding->write = write;
+  binding->texels = FALSE;
   *byte_offset = (guint32) (offset - start);
+  return TRUE;
+}
+
+gboolean
+ol_graph_bind_texels (OlGraph *g, OlBuffer *buffer, guint64 offset, guint64 size, OlBinding *binding,
+                      guint32 *texel_offset)
+{
+  g_return_val_if_fail (offset % 16 == 0, FALSE);
+  if (g->error != NULL)
+    return FALSE;
+  const OlDeviceCaps *c = &g->dev->caps;
+  guint64 start = offset - offset % c->min_texel_buffer_offset_alignment;
+  /* Whole texels; buffers are allocated in whole multiples of OL_BUFFER_ALIGNMENT, so they exist. */
+  guint64 range = (offset - start + size + 15) & ~(guint64) 15;
+  if (range / 16 > c->max_texel_buffer_elements) {
+    ol_graph_failf (g, OL_ERROR_UNSUPPORTED, "%" G_GUINT64_FORMAT " texels in one binding exceed the device's "
+                    "limit of %" G_GUINT64_FORMAT, range / 16, c->max_texel_buffer_elements);
+    return FALSE;
+  }
+  *binding = (OlBinding) { .buffer = buffer, .offset = start, .size = range, .texels = TRUE };
+  *texel_offset = (guint32) ((offset - start) / 16);
   return TRUE;
 }
 
@@ -345,15 +380,15 @@ allocate_set (OlGraph *g, VkDescriptorSetLayout layout, GError **error)
 {
   for (;;) {
     if (g->desc_pool_used == g->desc_pools->len) {
-      VkDescriptorPoolSize size = {
-        .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-        .descriptorCount = SETS_PER_POOL * 8,
+      VkDescriptorPoolSize sizes[2] = {
+        { .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = SETS_PER_POOL * 8 },
+        { .type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = SETS_PER_POOL },
       };
       VkDescriptorPoolCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
         .maxSets = SETS_PER_POOL,
-        .poolSizeCount = 1,
-        .pPoolSizes = &size,
+        .poolSizeCount = 2,
+        .pPoolSizes = sizes,
       };
       VkDescriptorPool pool;
       if (!ol_vk_check (vkCreateDescriptorPool (g->dev->device, &info, NULL, &pool), "vkCreateDescriptorPool", error))
@@ -398,7 +433,10 @@ ol_graph_dispatch (OlGraph *g, const char *label, const char *shader, const guin
   }
 
   GError *error = NULL;
-  OlPipeline *p = ol_device_get_pipeline (g->dev, shader, spec, n_spec, n_bindings, &error);
+  guint32 texel_mask = 0;
+  for (guint i = 0; i < n_bindings; i++)
+    texel_mask |= (bindings[i].texels ? 1u : 0u) << i;
+  OlPipeline *p = ol_device_get_pipeline (g->dev, shader, spec, n_spec, n_bindings, texel_mask, &error);
   if (p == NULL) {
     ol_graph_fail (g, error);
     return FALSE;
@@ -410,6 +448,7 @@ ol_graph_dispatch (OlGraph *g, const char *label, const char *shader, const guin
   }
 
   VkDescriptorBufferInfo infos[16];
+  VkBufferView views[16];
   VkWriteDescriptorSet writes[16];
   Span spans[16];
   gboolean hazard = FALSE;
@@ -429,6 +468,24 @@ ol_graph_dispatch (OlGraph *g, const char *label, const char *shader, const guin
       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
       .pBufferInfo = &infos[i],
     };
+    if (bindings[i].texels) {
+      VkBufferViewCreateInfo vinfo = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+        .buffer = vb,
+        .format = VK_FORMAT_R32G32B32A32_UINT,
+        .offset = infos[i].offset,
+        .range = infos[i].range,
+      };
+      if (!ol_vk_check (vkCreateBufferView (g->dev->device, &vinfo, NULL, &views[i]), "vkCreateBufferView",
+                        &error)) {
+        ol_graph_fail (g, error);
+        return FALSE;
+      }
+      g_array_append_val (g->views, views[i]);
+      writes[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+      writes[i].pBufferInfo = NULL;
+      writes[i].pTexelBufferView = &views[i];
+    }
     spans[i] = (Span) { vb, infos[i].offset, infos[i].offset + infos[i].range };
     if (overlaps (g->pending_writes, &spans[i]) || (bindings[i].write && overlaps (g->pending_reads, &spans[i])))
       hazard = TRUE;

@@ -27,13 +27,15 @@ OL_API gboolean ol_graph_ok (OlGraph *g);
 OL_API void ol_graph_fail (OlGraph *g, GError *error);   /* takes ownership */
 OL_API void ol_graph_failf (OlGraph *g, int code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 
-/* One storage-buffer binding of a dispatch. offset must be a multiple of the device's storage
- * offset alignment and size at most its maxStorageBufferRange; ol_graph_bind_tensor does that. */
+/* One binding of a dispatch: a storage buffer, or with texels a read-only uniform texel buffer of
+ * 16-byte R32G32B32A32_UINT texels. offset and size obey the device's limits for the kind;
+ * ol_graph_bind, ol_graph_bind_tensor and ol_graph_bind_texels see to that. */
 typedef struct {
   OlBuffer *buffer;
   guint64 offset;
   guint64 size;
   gboolean write;
+  gboolean texels;
 } OlBinding;
 
 /* Binding for bytes [offset, offset+size) of a buffer: the start is aligned down and the distance,
@@ -44,6 +46,13 @@ OL_API gboolean ol_graph_bind (OlGraph *g, OlBuffer *buffer, guint64 offset, gui
 /* The same for a whole tensor of a 4-byte-aligned type, with the distance in 32-bit words. */
 OL_API gboolean ol_graph_bind_tensor (OlGraph *g, const OlTensor *t, gboolean write, OlBinding *binding,
                                       guint32 *word_offset);
+
+/* Binding for bytes [offset, offset+size) of a buffer as 16-byte texels, offset a multiple of 16: the
+ * start is aligned down and the distance in texels stored in *texel_offset. CPU drivers fetch texels
+ * in vector code where they load storage buffers lane by lane (the mat-vec in ops.c). Fails
+ * (sticky) if the range exceeds the device's maxTexelBufferElements. */
+OL_API gboolean ol_graph_bind_texels (OlGraph *g, OlBuffer *buffer, guint64 offset, guint64 size,
+                                     OlBinding *binding, guint32 *texel_offset);
 
 /* Records a dispatch of an embedded shader; label names the op in profiles. spec are the values of
  * the shader's specialization constants. */

@@ -120,7 +120,7 @@ ol_op_silu (OlGraph *g, const OlTensor *y, const OlTensor *x)
 }
 
 typedef struct {
-  guint32 M, N, K, ox, w_addr, oy, ob, flags, row_stride, ldy;
+  guint32 M, N, K, ox, w_addr, oy, ob, flags, row_stride, ldy, wt_offset, xt_offset;
 } MatmulParams;
 
 static const char *
@@ -137,12 +137,12 @@ matmul_type_name (OlType t)
 }
 
 /* Mat-vec shape of one dispatch: workgroup size, weight rows per workgroup, rows of X, whether chunk
- * loads apply, the alignment of W rows and Q blocks per chunk (the last three set per dispatch). CPU
- * drivers run a workgroup as one SIMD batch per thread and load memory lane by lane, so one subgroup per
- * workgroup (no barrier) and many weight rows per chunk of X (each X load serves them all) win there;
- * GPUs want more invocations and workgroups in flight. */
+ * loads apply, the alignment of W rows, Q blocks per chunk and whether chunks come from W's texel view
+ * (the last four set per dispatch). CPU drivers run a workgroup as one SIMD batch per thread and load
+ * memory lane by lane, so one subgroup per workgroup (no barrier) and many weight rows per chunk of X
+ * (each X load serves them all) win there; GPUs want more invocations and workgroups in flight. */
 static void
-matvec_config (const OlDeviceCaps *c, guint32 M, guint32 spec[6])
+matvec_config (const OlDeviceCaps *c, guint32 M, guint32 spec[8])
 {
   guint32 wg, rows;
   if (c->type == OL_DEVICE_TYPE_CPU) {
@@ -178,7 +178,7 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
   char shader[32];
   g_snprintf (shader, sizeof (shader), "%s_%s%s", matvec ? "matvec" : "matmul", tname,
               matvec && c->subgroup_arithmetic ? "_sg" : "");
-  guint32 spec[6] = { 0 };
+  guint32 spec[8] = { 0 };
   if (matvec)
     matvec_config (c, (guint32) M, spec);
 
@@ -204,7 +204,7 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
         .M = mc, .N = nc, .K = K, .row_stride = wrow, .ldy = N,
         .flags = (bias ? 1u : 0u) | (accumulate ? 2u : 0u),
       };
-      OlBinding bind[4];
+      OlBinding bind[6];
       guint32 yb, bb = 0;
       if (!ol_graph_bind_tensor (g, &xs, FALSE, &bind[0], &pc.ox) ||
           !ol_graph_bind (g, w->buffer, w->offset + n0 * wrow, nc * wrow, FALSE, &bind[1], &pc.w_addr) ||
@@ -228,11 +228,22 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
         /* Two Q blocks per chunk share one load of their scales, but leave lanes idle on short rows: only
          * where every lane gets two chunks or more. */
         spec[5] = ol_type_is_quantized (w->type) && K / 64 >= 2 * spec[0] ? 2 : 1;
+        /* CPU drivers load a storage buffer lane by lane in a loop with a branch per lane and
+         * component, but fetch texels in straight-line vector code: chunks of W and quads of X come
+         * from texel views there (measured on lavapipe: the Q4_0 4096² mat-vec spent half its time in
+         * those loads). Otherwise bindings 4 and 5 are one-texel placeholders the shader does not read. */
+        spec[6] = spec[3] && wa >= 16 && c->texel_loads;
+        spec[7] = spec[3] && xs.offset % 16 == 0 && c->texel_loads;
+        if (!ol_graph_bind_texels (g, w->buffer, spec[6] ? w->offset + n0 * wrow : 0, spec[6] ? nc * wrow : 16,
+                                   &bind[4], &pc.wt_offset) ||
+            !ol_graph_bind_texels (g, xs.buffer, spec[7] ? xs.offset : 0, spec[7] ? mc * K * 4 : 16, &bind[5],
+                                   &pc.xt_offset))
+          return FALSE;
         gboolean w64 = spec[3] && c->int64_arithmetic && bind[0].offset % 16 == 0;
         char variant[40];
         g_snprintf (variant, sizeof (variant), "%s%s", shader, w64 ? "_w64" : "");
         split_groups ((nc + spec[1] - 1) / spec[1], &gx, &gy);
-        ok = ol_graph_dispatch (g, op, variant, spec, 6, bind, 4, &pc, sizeof (pc), gx, gy, 1);
+        ok = ol_graph_dispatch (g, op, variant, spec, 8, bind, 6, &pc, sizeof (pc), gx, gy, 1);
       } else {
         gx = (guint32) ((nc + 63) / 64);
         gy = (guint32) ((mc + 63) / 64);

@@ -20,6 +20,8 @@ layout(push_constant) uniform Params {
     uint flags;     // 1: add bias, 2: accumulate into Y
     uint row_stride;// bytes per W row
     uint ldy;       // floats per Y row (the full N when W is processed in row chunks)
+    uint wt_offset; // MATVEC: texel offset of W in binding 4
+    uint xt_offset; // MATVEC: texel offset of X in binding 5
 } p;
 
 layout(binding = 0) readonly buffer X { float x[]; };
@@ -30,13 +32,16 @@ layout(binding = 3) readonly buffer Bias { float bias[]; };
 #if defined(MATVEC)
 // VEC: rows of X start at a multiple of 4 floats and rows of W are aligned enough for chunks (types.glsl),
 // so chunks and vec4 loads apply; otherwise elements are read in 4s. W_ALIGN: the alignment of W rows;
-// W_BLOCKS: Q blocks per chunk.
+// W_BLOCKS: Q blocks per chunk; W_TEXELS, X_TEXELS: chunks of W and quads of X come from their texel
+// views in bindings 4 and 5 (CPU drivers).
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;
 layout(constant_id = 2) const uint MV = 1;       // = p.M
 layout(constant_id = 3) const bool VEC = false;
 layout(constant_id = 4) const uint W_ALIGN = 4;
 layout(constant_id = 5) const uint W_BLOCKS = 1;
+layout(constant_id = 6) const bool W_TEXELS = false;
+layout(constant_id = 7) const bool X_TEXELS = false;
 
 layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
@@ -46,6 +51,14 @@ layout(binding = 1) readonly buffer W8 { uint64_t w8[]; };
 layout(binding = 1) readonly buffer W16 { u64vec2 w16[]; };
 layout(binding = 1) readonly buffer W32 { u64vec4 w32[]; };
 #endif
+layout(binding = 4) uniform usamplerBuffer wt;
+layout(binding = 5) uniform usamplerBuffer xt;
+
+// Where byte addr of binding 1 lies in the texel view, in bytes (W starts on a texel when W_TEXELS).
+uint w_texel_byte (uint addr)
+{
+    return p.wt_offset * 16u + (addr - p.w_addr);
+}
 #define W_CHUNKS
 #endif
 #include "types.glsl"
@@ -66,8 +79,11 @@ float finish (uint m, uint n, float acc)
 // the partial sums are reduced across the workgroup. W64: quads of X (from a binding that starts
 // 16-byte aligned), and chunks of W as W_ALIGN allows, are read in 64-bit components.
 
+// Quad i of the X binding.
 vec4 x_quad (uint i)
 {
+    if (X_TEXELS)
+        return uintBitsToFloat (texelFetch (xt, int (p.xt_offset + i - (p.ox >> 2))));
 #if defined(W64)
     u64vec2 v = x16[i];
     return uintBitsToFloat (uvec4 (unpackUint2x32 (v.x), unpackUint2x32 (v.y)));

@@ -12,15 +12,20 @@ layout(push_constant) uniform Params {
 
 #if defined(PEAK_COPY)
 
+// TEXELS: read the source through its texel view (binding 2) as the mat-vec does on CPU drivers, which
+// fetch texels faster than they load storage buffers; onellm-bench keeps the faster way.
+layout(constant_id = 1) const bool TEXELS = false;
+
 layout(binding = 0) readonly buffer Src { uvec4 src[]; };
 layout(binding = 1) writeonly buffer Dst { uvec4 dst[]; };
+layout(binding = 2) uniform usamplerBuffer src_texels;
 
 // Grid-stride loop: consecutive invocations touch consecutive 16-byte elements.
 void main ()
 {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride)
-        dst[i] = src[i];
+        dst[i] = TEXELS ? texelFetch (src_texels, int (i)) : src[i];
 }
 
 #elif defined(PEAK_FMA)

@@ -4,7 +4,9 @@
 // With W_CHUNKS it also declares, for the chunk functions at the end, `uvec4 w4[]` on the same binding
 // and, with W64 (shaderInt64), `uint64_t w8[]`, `u64vec2 w16[]` and `u64vec4 w32[]`, and the uint
 // specialization constants W_ALIGN, the alignment of the rows in bytes (a power of two up to 32), and
-// W_BLOCKS, the Q blocks per chunk (1 or 2).
+// W_BLOCKS, the Q blocks per chunk (1 or 2); and the texel view of the binding: `usamplerBuffer wt`,
+// `uint w_texel_byte (uint byte_addr)` (where the byte lies in the view) and the bool specialization
+// constant W_TEXELS.
 //
 // Q8_0 and Q4_0 rows are stored on the device in their split layout (engine/types.h, docs/kernels.md):
 // a row of n elements holds the quants of its n / 32 blocks (32 or 16 bytes each), then their fp16
@@ -141,12 +143,15 @@ struct WChunk {
     vec2 d;                     // scale of each of the W_CHUNK_SCALES parts: the blocks' (Q types), or 1
 };
 
-// 16 · W_CHUNK_VECS bytes at addr, a multiple of W_ALIGN (at least 4), in loads as wide as that and W64
-// allow: 32 bytes (W64), 16, 8 (W64) or 4.
+// 16 · W_CHUNK_VECS bytes at addr, a multiple of W_ALIGN (at least 4): as texels (W_TEXELS, W_ALIGN at
+// least 16), or in loads as wide as W_ALIGN and W64 allow: 32 bytes (W64), 16, 8 (W64) or 4.
 void w_load_vecs (uint addr, out uvec4 v[W_CHUNK_VECS_MAX])
 {
     [[unroll]] for (uint i = 0u; i < W_CHUNK_VECS; i++) {
         uint a = addr + i * 16u;
+        if (W_TEXELS && W_ALIGN >= 16u)
+            v[i] = texelFetch (wt, int (w_texel_byte (a) >> 4));
+        else
 #if defined(W64)
         if (W_ALIGN >= 32u && W_CHUNK_VECS % 2u == 0u) {
             if ((i & 1u) == 0u) {
@@ -178,8 +183,15 @@ WChunk w_chunk (uint row_addr, uint n, uint c)
     ch.d = vec2 (1.0);
 #else
     // Read after the quants: measured faster on lavapipe than before them.
-    uint sa = w_scale_addr (row_addr, n, c * W_BLOCKS);
-    ch.d = W_BLOCKS == 2u ? unpackHalf2x16 (w[sa >> 2]) : vec2 (w_f16 (w_u16 (sa)));
+    uint sa = w_scale_addr (row_addr, n, c * W_BLOCKS), word;
+    if (W_TEXELS && W_ALIGN >= 16u) {
+        uint tb = w_texel_byte (sa);
+        word = texelFetch (wt, int (tb >> 4))[(tb >> 2) & 3u];
+    } else {
+        word = w[sa >> 2];
+    }
+    word >>= (sa & 2u) * 8u;
+    ch.d = W_BLOCKS == 2u ? unpackHalf2x16 (word) : vec2 (w_f16 (word & 0xffffu));
 #endif
     return ch;
 }
