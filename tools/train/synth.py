@@ -58,12 +58,14 @@ def rgb_of(colour):
     return np.array([(v >> 16) & 255, (v >> 8) & 255, v & 255], np.float32) / 255.0
 
 
-# Training shows point clouds and scenes in unnamed colours too, with every shape: colours at least this far
-# (RGB in [0, 1]) from every named colour, in this share of the recoloured samples. Without them the held-out
-# (shape, colour) pairs leave each colour with a shape it never has in training, and the model learned that
-# ("a white cloud is never a cone") wherever its shape evidence was weak.
+# Training shows point clouds, scenes and two-colour patterns in unnamed colours too, with every shape and
+# pattern: colours at least this far (RGB in [0, 1]) from every named colour, in this share of the recoloured
+# samples. Without them the held-out (shape, colour) pairs leave each colour with a shape it never has in
+# training, and the model learned that ("a white cloud is never a cone") wherever its shape evidence was weak;
+# a pattern seen only in the named colour pairs went unseen in a held-out pair's contrast (red on magenta).
 UNNAMED_DISTANCE = 0.4
 UNNAMED_SHARE = 0.3
+UNNAMED_CONTRAST = 0.35
 
 
 def unnamed_colour(rng):
@@ -122,21 +124,22 @@ def gst_audio(cfg, seconds):
 
 # ------------------------------------------------------------------------------------------ image and video
 
-# pattern -> (uses colours, caption template, keyword). The key attribute comes before the colours in every
-# caption: a small language model writes the words in order, and a colour written first would make it pick the
-# pattern (or shape) it saw most with that colour in training instead of the one it sees.
+# pattern -> (uses colours, caption template, caption in unnamed colours, keyword). The key attribute comes
+# before the colours in every caption: a small language model writes the words in order, and a colour written
+# first would make it pick the pattern (or shape) it saw most with that colour in training instead of the one it
+# sees. Training also shows the two-colour patterns in unnamed colours (UNNAMED_SHARE), captioned without them.
 IMAGE_PATTERNS = {
-    "ball": (True, "A ball, {fg} on a {bg} background.", "ball"),
-    "smpte": (False, "Colour bars of a television test pattern.", "bars"),
-    "snow": (False, "Random black and white television snow.", "snow"),
-    "checkers-1": (False, "A fine red and green checkerboard.", "checkerboard"),
-    "checkers-4": (False, "A red and green checkerboard.", "checkerboard"),
-    "checkers-8": (False, "A coarse red and green checkerboard.", "checkerboard"),
-    "circular": (True, "Concentric circles in {fg} and {bg}.", "circles"),
-    "pinwheel": (True, "A pinwheel in {fg} and {bg}.", "pinwheel"),
-    "spokes": (True, "Spokes in {fg} on a {bg} background.", "spokes"),
-    "gradient": (True, "A vertical gradient from {bg} to {fg}.", "gradient"),
-    "solid-color": (True, "A plain {fg} screen.", None),          # keyword: the colour
+    "ball": (True, "A ball, {fg} on a {bg} background.", "A ball.", "ball"),
+    "smpte": (False, "Colour bars of a television test pattern.", None, "bars"),
+    "snow": (False, "Random black and white television snow.", None, "snow"),
+    "checkers-1": (False, "A fine red and green checkerboard.", None, "checkerboard"),
+    "checkers-4": (False, "A red and green checkerboard.", None, "checkerboard"),
+    "checkers-8": (False, "A coarse red and green checkerboard.", None, "checkerboard"),
+    "circular": (True, "Concentric circles in {fg} and {bg}.", "Concentric circles.", "circles"),
+    "pinwheel": (True, "A pinwheel in {fg} and {bg}.", "A pinwheel.", "pinwheel"),
+    "spokes": (True, "Spokes in {fg} on a {bg} background.", "Spokes.", "spokes"),
+    "gradient": (True, "A vertical gradient from {bg} to {fg}.", "A vertical gradient.", "gradient"),
+    "solid-color": (True, "A plain {fg} screen.", None, None),          # keyword: the colour
 }
 # Frame sizes in 4:3, 1:1, 3:4 and 16:9 (cameras' usual shapes); the held-out ones are sizes training never has
 TRAIN_SIZES = [(320, 240), (640, 480), (224, 224), (400, 300), (160, 120), (256, 256), (300, 400), (640, 360),
@@ -150,14 +153,17 @@ def colour_pair_heldout(fg, bg):
     return (COLOUR_NAMES.index(fg) * 3 + COLOUR_NAMES.index(bg)) % 7 == 0
 
 
-def caption_fill(template, cfg):
+def caption_fill(pattern, cfg):
+    _, template, unnamed, _ = IMAGE_PATTERNS[pattern]
+    if not isinstance(cfg.get("fg", ""), str):
+        return unnamed
     return template.format(fg=cfg.get("fg", ""), bg=cfg.get("bg", ""))
 
 
 def draw_visual(rng, heldout):
     """A visual configuration (pattern, colours, size): heldout picks reserved colour pairs or sizes."""
     pattern = str(rng.choice(list(IMAGE_PATTERNS)))
-    coloured, _, keyword = IMAGE_PATTERNS[pattern]
+    coloured, _, _, keyword = IMAGE_PATTERNS[pattern]
     while True:
         fg, bg = rng.choice(COLOUR_NAMES, 2, replace=False)
         if pattern == "solid-color" or colour_pair_heldout(fg, bg) == heldout or not coloured:
@@ -276,6 +282,10 @@ IMU_MOTIONS = {
 IMU_KEYWORD = {"still": "still", "walking": "walking", "running": "running", "turning": "turning",
                "shaking": "shaking"}
 ORIENTATIONS = ["flat", "upright", "sideways", "tilted"]
+# Sample rates (Hz). Resampling to 200 Hz rings at the window's edges over a width that grows as the rate falls:
+# with training at 100 and 200 Hz only, the wider ringing of 50 Hz read as turning.
+IMU_TRAIN_RATES = [75, 100, 150, 200, 300]
+IMU_HELDOUT_RATES = [50, 400]
 
 
 def rotation(name, rng):
@@ -328,7 +338,8 @@ def imu_sample(rng, heldout=False):
     cadence = {"still": 0.0, "walking": rng.uniform(1.5, 2.2), "running": rng.uniform(2.5, 3.5),
                "turning": rng.uniform(1.0, 3.0), "shaking": rng.uniform(1.5, 3.0)}[motion]
     cfg = {"motion": motion, "orientation": ORIENTATIONS[o], "cadence": round(float(cadence), 2),
-           "rate": int(rng.choice([50, 400] if heldout else [100, 200])), "seed": int(rng.integers(1 << 31))}
+           "rate": int(rng.choice(IMU_HELDOUT_RATES if heldout else IMU_TRAIN_RATES)),
+           "seed": int(rng.integers(1 << 31))}
     return cfg, IMU_MOTIONS[motion], IMU_KEYWORD[motion]
 
 
@@ -547,11 +558,13 @@ def fmri_sample(rng, heldout=False):
 def caption(modality, cfg):
     """The caption of an image, video, point or scene configuration: the key attribute, then the colours."""
     if modality == "image":
-        return caption_fill(IMAGE_PATTERNS[cfg["pattern"]][1], cfg)
+        return caption_fill(cfg["pattern"], cfg)
     if modality == "video":
         if cfg["pattern"] == "ball":
+            if not isinstance(cfg["fg"], str):
+                return f"A ball {MOTIONS[cfg['motion']]}."
             return f"A ball {MOTIONS[cfg['motion']]}, {cfg['fg']} on a {cfg['bg']} background."
-        still = caption_fill(IMAGE_PATTERNS[cfg["pattern"]][1], cfg)
+        still = caption_fill(cfg["pattern"], cfg)
         return "A still picture: " + still[0].lower() + still[1:]
     colour = f" in {cfg['colour']}" if isinstance(cfg["colour"], str) else ""     # unnamed: not said
     if modality == "point":
@@ -566,10 +579,16 @@ RECOLOURED = ("image", "video", "point", "rgbd", "rgbn")
 
 
 def training_colours(modality, cfg, rng):
-    """cfg with colours drawn again from the training split's (the held-out pairs never come up); points and
-    scenes also get unnamed colours (UNNAMED_SHARE)."""
+    """cfg with colours drawn again from the training split's (the held-out pairs never come up), or unnamed
+    colours (UNNAMED_SHARE; for patterns, two at least UNNAMED_CONTRAST apart, so the pattern stays visible)."""
     cfg = dict(cfg)
     if modality in ("image", "video"):
+        if "bg" in cfg and rng.uniform() < UNNAMED_SHARE:
+            while True:
+                fg, bg = unnamed_colour(rng), unnamed_colour(rng)
+                if np.linalg.norm(np.subtract(fg, bg)) >= UNNAMED_CONTRAST:
+                    cfg["fg"], cfg["bg"] = fg, bg
+                    return cfg
         if "fg" in cfg:
             while True:
                 fg, bg = rng.choice(COLOUR_NAMES, 2, replace=False)
@@ -631,7 +650,7 @@ def recolour(modality, x, stored, cfg, mask=None):
 SAMPLERS = {"image": image_sample, "video": video_sample, "audio": audio_sample, "point": point_sample,
             "rgbd": scene_sample, "rgbn": scene_sample, "fmri": fmri_sample, "imu": imu_sample}
 TRAIN_COUNTS = {"image": 4000, "video": 1000, "audio": 3000, "point": 1500, "rgbd": 1000, "rgbn": 1000,
-                "fmri": 600, "imu": 3000}
+                "fmri": 600, "imu": 12000}
 HELDOUT_COUNT = 30
 
 

@@ -49,10 +49,9 @@ HP = dict(clip_width=64, clip_layers=2, clip_heads=2, clip_mlp=256, patch=14,
 BATCH = {"image": 8, "video": 4, "audio": 8, "point": 8, "rgbd": 6, "rgbn": 6, "fmri": 8, "imu": 16}
 # Tokens per frame kept by token dropout during training (all of them at inference)
 # (images and scenes keep all: a small ball or object covers a few patches that dropout would often remove,
-# and its shape lies in them; audio keeps a third: a tick lasts a few of the 1212 patches, and with fewer kept
-# the "ticks" clips often showed only silence)
+# and its shape lies in them; audio keeps a third, the patches that vary first: Transformer.kept_tokens)
 KEEP = {"image": None, "video": 128, "audio": 384, "point": 128, "rgbd": None, "rgbn": None, "fmri": None, "imu": 96}
-SHARE = {"image": 3, "video": 2, "audio": 2, "point": 3, "rgbd": 3, "rgbn": 3, "fmri": 1, "imu": 2}
+SHARE = {"image": 3, "video": 2, "audio": 3, "point": 3, "rgbd": 3, "rgbn": 3, "fmri": 1, "imu": 2}
 VIDEO_TRAIN_FRAMES = 4          # random frames of the 15 per step; the model averages whatever it gets
 OFFICIAL_LAYOUT_SHARE = 0.5
 
@@ -267,17 +266,29 @@ class Transformer(nn.Module):
             return y.view(-1, W, self.hp["fmri_tokens"]).transpose(1, 2)[:, None]
         return self.conv1.point(x, knn)[:, None]
 
+    def kept_tokens(self, m, x, B, L, keep):
+        """[B, keep] ascending indices of the tokens a sample keeps under token dropout. Audio keeps the
+        patches that vary (a tone, a tick) four times as often as flat ones (padding, digital silence): a
+        clip's ticks cover a few dozen of its 1212 patches, and dropped at random they often left a "ticks"
+        clip looking like silence."""
+        w = torch.ones(B, L)
+        if m == "audio":
+            var = F.unfold(x, self.hp["audio_kernel"], stride=ref.AUDIO_STRIDE).var(1)
+            w = 1 + 3 * (var > 1e-4).float()
+        return torch.multinomial(w, keep).sort(1).values
+
     def encode(self, m, x, knn=None, keep=None):
         """keep: train on this many random tokens per frame (with their positional embeddings) instead of
         all of them (token dropout as in FLIP); inference always uses all."""
         v = self.clip.visual
         t = self.tokens(m, x, knn)
         pos = v.positional_embedding if m in ref.IMAGE_LIKE else self.positional_embedding[m]
-        if keep is not None and keep < t.shape[2]:
-            idx = torch.randperm(t.shape[2])[:keep].sort().values
-            t = t[:, :, idx]
-            pos = torch.cat((pos[:1], pos[1 + idx]))
         B, T, L, W = t.shape
+        if keep is not None and keep < L:
+            idx = self.kept_tokens(m, x, B, L, keep)
+            t = t.gather(2, idx[:, None, :, None].expand(-1, T, -1, W))
+            pos = torch.cat((pos[:1].expand(B, 1, W), pos[1 + idx]), 1).repeat_interleave(T, 0)
+            L = keep
         t = t.flatten(0, 1)
         h = torch.cat((v.class_embedding.expand(B * T, 1, W), t), 1) + pos
         h = v.ln_pre(h)
