@@ -118,7 +118,7 @@ def main(argv=None):
     ap.add_argument("--prepare", action="store_true", help="only fill --cache with the model inputs")
     ap.add_argument("--out", help="write every case's caption and verdict here (JSON)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--quantized", choices=["q8_0", "q4_0"], help="evaluate the weights as onellm-quantize "
+    ap.add_argument("--quantized", choices=["f16", "q8_0", "q4_0"], help="evaluate the weights as onellm-quantize "
                     "stores them at this type")
     args = ap.parse_args(argv)
 
