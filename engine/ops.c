@@ -137,8 +137,8 @@ matmul_type_name (OlType t)
 }
 
 /* Mat-vec shape of one dispatch: workgroup size, weight rows per workgroup, rows of X, whether chunk
- * loads apply, the alignment of W rows, Q blocks per chunk and whether chunks come from W's texel view
- * (the last four set per dispatch). CPU drivers run a workgroup as one SIMD batch per thread and load
+ * loads apply, the alignment of W rows, Q blocks per chunk and whether W's chunks and X's quads come
+ * from texel views (the last five set per dispatch). CPU drivers run a workgroup as one SIMD batch per thread and load
  * memory lane by lane, so one subgroup per workgroup (no barrier) and many weight rows per chunk of X
  * (each X load serves them all) win there; GPUs want more invocations and workgroups in flight. */
 static void

@@ -6,7 +6,7 @@
 // specialization constants W_ALIGN, the alignment of the rows in bytes (a power of two up to 32), and
 // W_BLOCKS, the Q blocks per chunk (1 or 2); and the texel view of the binding: `usamplerBuffer wt`,
 // `uint w_texel_byte (uint byte_addr)` (where the byte lies in the view) and the bool specialization
-// constant W_TEXELS.
+// constant W_TEXELS (set only where W_ALIGN is at least 16).
 //
 // Q8_0 and Q4_0 rows are stored on the device in their split layout (engine/types.h, docs/kernels.md):
 // a row of n elements holds the quants of its n / 32 blocks (32 or 16 bytes each), then their fp16
@@ -143,13 +143,13 @@ struct WChunk {
     vec2 d;                     // scale of each of the W_CHUNK_SCALES parts: the blocks' (Q types), or 1
 };
 
-// 16 · W_CHUNK_VECS bytes at addr, a multiple of W_ALIGN (at least 4): as texels (W_TEXELS, W_ALIGN at
-// least 16), or in loads as wide as W_ALIGN and W64 allow: 32 bytes (W64), 16, 8 (W64) or 4.
+// 16 · W_CHUNK_VECS bytes at addr, a multiple of W_ALIGN (at least 4): as texels (W_TEXELS), or in loads
+// as wide as W_ALIGN and W64 allow: 32 bytes (W64), 16, 8 (W64) or 4.
 void w_load_vecs (uint addr, out uvec4 v[W_CHUNK_VECS_MAX])
 {
     [[unroll]] for (uint i = 0u; i < W_CHUNK_VECS; i++) {
         uint a = addr + i * 16u;
-        if (W_TEXELS && W_ALIGN >= 16u)
+        if (W_TEXELS)
             v[i] = texelFetch (wt, int (w_texel_byte (a) >> 4));
         else
 #if defined(W64)
@@ -184,7 +184,7 @@ WChunk w_chunk (uint row_addr, uint n, uint c)
 #else
     // Read after the quants: measured faster on lavapipe than before them.
     uint sa = w_scale_addr (row_addr, n, c * W_BLOCKS), word;
-    if (W_TEXELS && W_ALIGN >= 16u) {
+    if (W_TEXELS) {
         uint tb = w_texel_byte (sa);
         word = texelFetch (wt, int (tb >> 4))[(tb >> 2) & 3u];
     } else {
