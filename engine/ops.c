@@ -136,6 +136,10 @@ matmul_type_name (OlType t)
   }
 }
 
+/* Rows per invocation of the LANE_ROWS pass at M = 1 (fewer at larger M: each row needs M sums);
+ * measured on lavapipe, 2 and 8 were slower. */
+#define MATVEC_LANE_ROWS 4
+
 /* Mat-vec shape of one dispatch: workgroup size, weight rows per workgroup, rows of X, whether chunk
  * loads apply, the alignment of W rows, Q blocks per chunk and whether W's chunks and X's quads come
  * from texel views (the last five set per dispatch). CPU drivers run a workgroup as one SIMD batch per thread and load
@@ -239,9 +243,23 @@ ol_op_matmul (OlGraph *g, const OlTensor *y, const OlTensor *x, const OlTensor *
             !ol_graph_bind_texels (g, xs.buffer, spec[7] ? xs.offset : 0, spec[7] ? mc * K * 4 : 16, &bind[5],
                                    &pc.xt_offset))
           return FALSE;
-        gboolean w64 = spec[3] && c->int64_arithmetic && bind[0].offset % 16 == 0;
+        /* With both views on a CPU device, Q weights take the LANE_ROWS pass (matmul.comp): each
+         * invocation streams whole rows, a 64-byte line of quants per step (4 Q4_0 blocks, 2 Q8_0:
+         * with 2 Q4_0 blocks, half a line, the 4096² mat-vec took 1.8 times as long), which the CPU's
+         * prefetchers follow. A chunk of X is shuffled round the subgroup, which must divide its quads.
+         * Rows 16-byte aligned (spec[6]) hold a multiple of 8 blocks, so 4 blocks divide them. */
+        guint32 lr_blocks = w->type == OL_TYPE_Q4_0 ? 4 : 2;
+        gboolean lane_rows = spec[6] && spec[7] && ol_type_is_quantized (w->type) && c->subgroup_shuffle &&
+                             spec[0] == c->subgroup_size && (8 * lr_blocks) % spec[0] == 0;
+        gboolean w64 = !lane_rows && spec[3] && c->int64_arithmetic && bind[0].offset % 16 == 0;
         char variant[40];
-        g_snprintf (variant, sizeof (variant), "%s%s", shader, w64 ? "_w64" : "");
+        if (lane_rows) {
+          spec[1] = spec[0] * MAX (1, MATVEC_LANE_ROWS / M);
+          spec[5] = lr_blocks;
+          g_snprintf (variant, sizeof (variant), "matvec_%s_lr", tname);
+        } else {
+          g_snprintf (variant, sizeof (variant), "%s%s", shader, w64 ? "_w64" : "");
+        }
         split_groups ((nc + spec[1] - 1) / spec[1], &gx, &gy);
         ok = ol_graph_dispatch (g, op, variant, spec, 8, bind, 6, &pc, sizeof (pc), gx, gy, 1);
       } else {

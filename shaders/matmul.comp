@@ -1,5 +1,6 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias[N]) (+ Y when accumulating), X/Y/bias F32, W in any weight type.
-// MATVEC: for M <= 8 (decode), each workgroup streams ROWS weight rows once for all rows of X.
+// MATVEC: for M <= 8 (decode), each workgroup streams ROWS weight rows once for all rows of X
+// (LANE_ROWS: each invocation its own rows; otherwise the invocations split K).
 // Otherwise: 64×64 output tiles through shared memory, 8×8 outputs per invocation.
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -7,6 +8,9 @@
 #if defined(SUBGROUP)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#if defined(LANE_ROWS)
+#extension GL_KHR_shader_subgroup_shuffle : require
 #endif
 #if defined(W64)
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
@@ -92,9 +96,93 @@ vec4 x_quad (uint i)
 #endif
 }
 
+// A chunk of one row of X as the products with weight chunks want it: its quads scaled by
+// w_quad_x_scale, and per scale part the zero point's share W_CHUNK_ZERO · Σx (types.glsl).
+#if defined(W_FLOAT)
+const uint X_QUADS_MAX = W_CHUNK / 4u;
+#else
+const uint X_QUADS_MAX = 32u;   // 4 blocks
+#endif
+struct XChunk {
+    vec4 v[X_QUADS_MAX];
+    float zero[4];
+};
+
+// Sets quad q of the chunk (quads in element order) to v.
+void x_chunk_set (inout XChunk xc, uint q, vec4 v)
+{
+    const uint SQ = W_CHUNK / 4u / W_CHUNK_SCALES;
+    if (q % SQ == 0u)
+        xc.zero[q / SQ] = 0.0;
+    if (W_CHUNK_ZERO != 0.0)
+        xc.zero[q / SQ] += W_CHUNK_ZERO * dot (v, vec4 (1.0));
+    xc.v[q] = v * w_quad_x_scale (q);
+}
+
+// The dot product of a weight chunk with the same chunk of a row of X.
+float chunk_dot (WChunk ch, XChunk xc)
+{
+    const uint SQ = W_CHUNK / 4u / W_CHUNK_SCALES;
+    float d = 0.0;
+    [[unroll]] for (uint b = 0u; b < W_CHUNK_SCALES; b++) {
+        float s = -xc.zero[b];
+        [[unroll]] for (uint i = 0u; i < SQ; i++)
+            s += dot (w_chunk_quad (ch, b * SQ + i), xc.v[b * SQ + i]);
+        d += ch.d[b] * s;
+    }
+    return d;
+}
+
+#if !defined(LANE_ROWS)
 // SUBGROUP: one partial sum per subgroup; otherwise one per invocation (the workgroup size is a power of 2).
 shared float red[ROWS * MV][gl_WorkGroupSize.x];
+#endif
 
+#if defined(LANE_ROWS)
+// CPU drivers, Q types: the workgroup is one subgroup and each invocation owns ROWS / WG whole rows
+// (t, t + WG, …), which it reads front to back a chunk (one 64-byte line of quants) at a time. With the
+// invocations splitting K, the Q4_0 4096² mat-vec on lavapipe spent two thirds of its time stalled on
+// the weights' loads and ran 1.6 times faster once they were in cache; streaming whole rows in whole
+// lines halves its time. X is the same for all rows: each invocation fetches every WG-th quad of a
+// chunk and the quads are shuffled round.
+void main ()
+{
+    const uint WG = gl_WorkGroupSize.x, RL = ROWS / WG;
+    const uint NQ = W_CHUNK / 4u, XL = NQ / WG;
+    uint t = gl_LocalInvocationID.x;
+    uint n0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * ROWS;
+    if (n0 >= p.N)
+        return;
+    uint row[RL];
+    [[unroll]] for (uint j = 0u; j < RL; j++)
+        row[j] = p.w_addr + min (n0 + j * WG + t, p.N - 1u) * p.row_stride;
+    float acc[RL * MV];
+    [[unroll]] for (uint j = 0u; j < RL * MV; j++)
+        acc[j] = 0.0;
+    uint xq = p.ox >> 2, kq = p.K >> 2;
+    for (uint c = 0u; c < p.K / W_CHUNK; c++) {
+        XChunk xc[MV];
+        [[unroll]] for (uint m = 0u; m < MV; m++) {
+            vec4 mine[XL];
+            [[unroll]] for (uint i = 0u; i < XL; i++)
+                mine[i] = x_quad (xq + m * kq + c * NQ + i * WG + t);
+            [[unroll]] for (uint q = 0u; q < NQ; q++)
+                x_chunk_set (xc[m], q, subgroupShuffle (mine[q / WG], q % WG));
+        }
+        [[unroll]] for (uint j = 0u; j < RL; j++) {
+            WChunk ch = w_chunk (row[j], p.K, c);
+            [[unroll]] for (uint m = 0u; m < MV; m++)
+                acc[j * MV + m] += chunk_dot (ch, xc[m]);
+        }
+    }
+    [[unroll]] for (uint j = 0u; j < RL; j++) {
+        uint n = n0 + j * WG + t;
+        if (n < p.N)
+            [[unroll]] for (uint m = 0u; m < MV; m++)
+                y[p.oy + m * p.ldy + n] = finish (m, n, acc[j * MV + m]);
+    }
+}
+#else
 void main ()
 {
     const uint WG = gl_WorkGroupSize.x;
@@ -111,39 +199,18 @@ void main ()
         acc[j] = 0.0;
 
     if (VEC) {
-        const uint NQ = W_CHUNK / 4u, SQ = NQ / W_CHUNK_SCALES;     // quads per chunk, per scale
+        const uint NQ = W_CHUNK / 4u;     // quads per chunk
         uint xq = p.ox >> 2, kq = p.K >> 2;
         for (uint c = t; c < p.K / W_CHUNK; c += WG) {
             // This chunk of every row of X, loaded once for all ROWS weight rows.
-            vec4 xv[NQ * MV];
-            float zero[W_CHUNK_SCALES * MV];
-            [[unroll]] for (uint m = 0u; m < MV; m++) {
-                [[unroll]] for (uint b = 0u; b < W_CHUNK_SCALES; b++) {
-                    vec4 sum = vec4 (0.0);
-                    [[unroll]] for (uint i = 0u; i < SQ; i++) {
-                        uint q = b * SQ + i;
-                        vec4 v = x_quad (xq + m * kq + c * NQ + q);
-                        sum += v;
-                        xv[m * NQ + q] = v * w_quad_x_scale (q);
-                    }
-                    zero[m * W_CHUNK_SCALES + b] =
-                        W_CHUNK_ZERO != 0.0 ? W_CHUNK_ZERO * dot (sum, vec4 (1.0)) : 0.0;
-                }
-            }
+            XChunk xc[MV];
+            [[unroll]] for (uint m = 0u; m < MV; m++)
+                [[unroll]] for (uint q = 0u; q < NQ; q++)
+                    x_chunk_set (xc[m], q, x_quad (xq + m * kq + c * NQ + q));
             [[unroll]] for (uint r = 0u; r < ROWS; r++) {
                 WChunk ch = w_chunk (row[r], p.K, c);
-                [[unroll]] for (uint m = 0u; m < MV; m++) {
-                    float s[W_CHUNK_SCALES];
-                    [[unroll]] for (uint b = 0u; b < W_CHUNK_SCALES; b++) {
-                        s[b] = -zero[m * W_CHUNK_SCALES + b];
-                        [[unroll]] for (uint i = 0u; i < SQ; i++)
-                            s[b] += dot (w_chunk_quad (ch, b * SQ + i), xv[m * NQ + b * SQ + i]);
-                    }
-                    float dot_c = ch.d[0] * s[0];
-                    [[unroll]] for (uint b = 1u; b < W_CHUNK_SCALES; b++)
-                        dot_c += ch.d[b] * s[b];
-                    acc[r * MV + m] += dot_c;
-                }
+                [[unroll]] for (uint m = 0u; m < MV; m++)
+                    acc[r * MV + m] += chunk_dot (ch, xc[m]);
             }
         }
     } else {
@@ -208,6 +275,7 @@ void main ()
     }
 #endif
 }
+#endif
 
 #else
 

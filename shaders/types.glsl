@@ -4,7 +4,7 @@
 // With W_CHUNKS it also declares, for the chunk functions at the end, `uvec4 w4[]` on the same binding
 // and, with W64 (shaderInt64), `uint64_t w8[]`, `u64vec2 w16[]` and `u64vec4 w32[]`, and the uint
 // specialization constants W_ALIGN, the alignment of the rows in bytes (a power of two up to 32), and
-// W_BLOCKS, the Q blocks per chunk (1 or 2); and the texel view of the binding: `usamplerBuffer wt`,
+// W_BLOCKS, the Q blocks per chunk (1, 2 or 4); and the texel view of the binding: `usamplerBuffer wt`,
 // `uint w_texel_byte (uint byte_addr)` (where the byte lies in the view) and the bool specialization
 // constant W_TEXELS (set only where W_ALIGN is at least 16).
 //
@@ -111,7 +111,7 @@ float w_load1 (uint row_addr, uint k)
 // one loop per load instruction (its components inside), so the number of load instructions is what
 // counts there. Float types: 16 bytes, one load (rows 16-byte aligned). Q types (rows at least 4-byte
 // aligned, hence an even number of blocks): W_BLOCKS blocks, their quants in loads as wide as W_ALIGN
-// and W64 allow (w_load_vecs) and their scales in one word.
+// and W64 allow (w_load_vecs) and their scales in one word (two for 4 blocks).
 #if defined(W_F32)
 const uint W_CHUNK = 4u;
 #elif defined(W_F16) || defined(W_BF16)
@@ -126,7 +126,7 @@ const uint W_CHUNK_VECS_MAX = 1u;   // the same, as a constant (GLSL sizes no st
 #else
 const uint W_CHUNK_SCALES = W_BLOCKS;
 const uint W_CHUNK_VECS = W_QUANT_BYTES / 16u * W_BLOCKS;
-const uint W_CHUNK_VECS_MAX = W_QUANT_BYTES / 8u;
+const uint W_CHUNK_VECS_MAX = W_QUANT_BYTES / 4u;
 #endif
 
 // w_chunk_quad returns the stored quants (for Q4_0 at their place value, see w_quad_x_scale); the
@@ -140,7 +140,7 @@ const float W_CHUNK_ZERO = 0.0;
 
 struct WChunk {
     uvec4 v[W_CHUNK_VECS_MAX];  // the stored values, or the blocks' quants in element order
-    vec2 d;                     // scale of each of the W_CHUNK_SCALES parts: the blocks' (Q types), or 1
+    vec4 d;                     // scale of each of the W_CHUNK_SCALES parts: the blocks' (Q types), or 1
 };
 
 // 16 · W_CHUNK_VECS bytes at addr, a multiple of W_ALIGN (at least 4): as texels (W_TEXELS), or in loads
@@ -180,18 +180,24 @@ WChunk w_chunk (uint row_addr, uint n, uint c)
     WChunk ch;
     w_load_vecs (row_addr + c * (W_CHUNK_VECS * 16u), ch.v);
 #if defined(W_FLOAT)
-    ch.d = vec2 (1.0);
+    ch.d = vec4 (1.0);
 #else
-    // Read after the quants: measured faster on lavapipe than before them.
-    uint sa = w_scale_addr (row_addr, n, c * W_BLOCKS), word;
+    // Read after the quants: measured faster on lavapipe than before them. Two or four blocks' scales
+    // lie in one aligned word or two (rows hold an even number of blocks and start 4-byte aligned).
+    uint sa = w_scale_addr (row_addr, n, c * W_BLOCKS), word, word2 = 0u;
     if (W_TEXELS) {
         uint tb = w_texel_byte (sa);
-        word = texelFetch (wt, int (tb >> 4))[(tb >> 2) & 3u];
+        uvec4 v = texelFetch (wt, int (tb >> 4));
+        word = v[(tb >> 2) & 3u];
+        if (W_BLOCKS == 4u)
+            word2 = v[((tb >> 2) & 3u) + 1u];
     } else {
         word = w[sa >> 2];
+        if (W_BLOCKS == 4u)
+            word2 = w[(sa >> 2) + 1u];
     }
     word >>= (sa & 2u) * 8u;
-    ch.d = W_BLOCKS == 2u ? unpackHalf2x16 (word) : vec2 (w_f16 (word & 0xffffu));
+    ch.d = W_BLOCKS == 1u ? vec4 (w_f16 (word & 0xffffu)) : vec4 (unpackHalf2x16 (word), unpackHalf2x16 (word2));
 #endif
     return ch;
 }

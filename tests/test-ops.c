@@ -179,7 +179,8 @@ test_matmul_quant (void)
  * with weights from a row that starts 2, 4 or 6 bytes past an 8-byte boundary (element by element);
  * and Q rows aligned to 4, 8, 16 or 32 bytes (K = 64·odd, 128·odd, 256·odd, a multiple of 512: chunks
  * read in words, 64-bit words, 16- or 32-byte loads), with one block per chunk (K < 1024 on lavapipe)
- * or two, from views that start at row 0 or later, up to the end of the binding. */
+ * or two, from views that start at row 0 or later, up to the end of the binding. On CPU devices the Q
+ * types with 16-byte aligned rows take the LANE_ROWS pass (ops-no-texels: the others), M = 1 to 8. */
 static void
 test_matvec (void)
 {
@@ -187,7 +188,7 @@ test_matvec (void)
   const gint64 shapes[][4] = { { 1, 33, 96, 0 }, { 2, 1, 32, 1 }, { 1, 65, 1184, 1 }, { 8, 31, 160, 3 },
                                { 2, 7, 4128, 0 }, { 1, 97, 224, 2 }, { 3, 37, 768, 1 }, { 1, 70, 512, 3 },
                                { 1, 41, 192, 1 }, { 2, 19, 128, 2 }, { 5, 33, 1024, 0 }, { 1, 9, 1088, 1 },
-                               { 2, 17, 1152, 3 }, { 1, 23, 1280, 1 } };
+                               { 2, 17, 1152, 3 }, { 1, 23, 1280, 1 }, { 8, 45, 256, 1 }, { 2, 41, 1536, 2 } };
   for (guint t = 0; t < G_N_ELEMENTS (types); t++)
     for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
       check_matmul_rows (types[t], shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], s % 2 == 0,
