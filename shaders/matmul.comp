@@ -78,11 +78,6 @@ float finish (uint m, uint n, float acc)
 
 #if defined(MATVEC)
 
-// One workgroup computes ROWS outputs for every row of X: its invocations split K, each streaming
-// whole chunks (types.glsl) of the ROWS weight rows and reusing each load for all MV rows of X, then
-// the partial sums are reduced across the workgroup. W64: quads of X (from a binding that starts
-// 16-byte aligned), and chunks of W as W_ALIGN allows, are read in 64-bit components.
-
 // Quad i of the X binding.
 vec4 x_quad (uint i)
 {
@@ -133,11 +128,6 @@ float chunk_dot (WChunk ch, XChunk xc)
     return d;
 }
 
-#if !defined(LANE_ROWS)
-// SUBGROUP: one partial sum per subgroup; otherwise one per invocation (the workgroup size is a power of 2).
-shared float red[ROWS * MV][gl_WorkGroupSize.x];
-#endif
-
 #if defined(LANE_ROWS)
 // CPU drivers, Q types: the workgroup is one subgroup and each invocation owns ROWS / WG whole rows
 // (t, t + WG, …), which it reads front to back a chunk (one 64-byte line of quants) at a time. With the
@@ -183,6 +173,14 @@ void main ()
     }
 }
 #else
+// One workgroup computes ROWS outputs for every row of X: its invocations split K, each streaming
+// whole chunks (types.glsl) of the ROWS weight rows and reusing each load for all MV rows of X, then
+// the partial sums are reduced across the workgroup. W64: quads of X (from a binding that starts
+// 16-byte aligned), and chunks of W as W_ALIGN allows, are read in 64-bit components.
+
+// SUBGROUP: one partial sum per subgroup; otherwise one per invocation (the workgroup size is a power of 2).
+shared float red[ROWS * MV][gl_WorkGroupSize.x];
+
 void main ()
 {
     const uint WG = gl_WorkGroupSize.x;
