@@ -52,6 +52,12 @@ BATCH = {"image": 8, "video": 4, "audio": 8, "point": 8, "rgbd": 6, "rgbn": 6, "
 # and its shape lies in them; audio keeps a third, the patches that vary first: Transformer.kept_tokens)
 KEEP = {"image": None, "video": 128, "audio": 384, "point": 128, "rgbd": None, "rgbn": None, "fmri": None, "imu": 96}
 SHARE = {"image": 3, "video": 2, "audio": 3, "point": 3, "rgbd": 3, "rgbn": 3, "fmri": 1, "imu": 2}
+# The key attribute of each modality's configurations (synth.py), classified from the UPM's output by an
+# auxiliary head during training (Aux); the heads are not part of the model and are not saved.
+AUX_CLASSES = {"image": ("pattern", list(synth.IMAGE_PATTERNS)), "video": ("pattern", list(synth.IMAGE_PATTERNS)),
+               "audio": ("wave", list(synth.WAVES)), "point": ("shape", synth.SHAPES),
+               "rgbd": ("shape", synth.SCENE_SHAPES), "rgbn": ("shape", synth.SCENE_SHAPES),
+               "fmri": ("category", synth.FMRI_CATEGORIES), "imu": ("motion", list(synth.IMU_MOTIONS))}
 VIDEO_TRAIN_FRAMES = 4          # random frames of the 15 per step; the model averages whatever it gets
 OFFICIAL_LAYOUT_SHARE = 0.5
 
@@ -306,14 +312,15 @@ class Transformer(nn.Module):
             mixed = mixed + y[:, :N] * w[:, e:e + 1]
         up = self.clip_proj2[m](mixed)
         D = up.shape[-1]
-        return torch.cat((self.start_tag[m].expand(B, 1, D), up, self.end_tag[m].expand(B, 1, D)), 1)
+        return torch.cat((self.start_tag[m].expand(B, 1, D), up, self.end_tag[m].expand(B, 1, D)), 1), mixed.mean(1)
 
     # ----- decoder with the answer laid out as in either position mode
 
     def forward(self, m, x, prompt, answers, official, knn=None, keep=None):
-        """Mean cross-entropy of the answer tokens. prompt: ids with BOS; answers: list of id lists (each
-        ending with EOS). official: lay out the answer rows as the released inference code's KV cache does."""
-        block = self.encode(m, x, knn, keep)
+        """Mean cross-entropy of the answer tokens, and the UPM's output averaged over its tokens [B, W].
+        prompt: ids with BOS; answers: list of id lists (each ending with EOS). official: lay out the answer
+        rows as the released inference code's KV cache does."""
+        block, pooled = self.encode(m, x, knn, keep)
         B = block.shape[0]
         A = max(len(a) for a in answers)
         ids = torch.tensor([a + [0] * (A - len(a)) for a in answers])
@@ -332,13 +339,28 @@ class Transformer(nn.Module):
             h = layer(h, rope, mask)
         out = self.output(self.norm(h[:, P - 1:]))                          # rows predicting the answer
         labels = torch.tensor([a + [-100] * (A - len(a)) for a in answers])
-        return F.cross_entropy(out.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return F.cross_entropy(out.flatten(0, 1), labels.flatten(), ignore_index=-100), pooled
 
 
 class MetaModel(nn.Module):
     def __init__(self, hp):
         super().__init__()
         self.llma = Transformer(hp)
+
+
+class Aux(nn.Module):
+    """Training-only heads that classify each modality's key attribute from the UPM's pooled output. The
+    caption loss reaches the encoder through the whole LLM and rests on one or two answer tokens; this
+    loss gives the encoder and the UPM the same evidence directly."""
+
+    def __init__(self, hp):
+        super().__init__()
+        self.heads = nn.ModuleDict({m: nn.Linear(hp["clip_width"], len(AUX_CLASSES[m][1])) for m in MODALITIES})
+
+    def forward(self, m, pooled, cfgs):
+        key, classes = AUX_CLASSES[m]
+        labels = torch.tensor([classes.index(c[key]) for c in cfgs])
+        return F.cross_entropy(self.heads[m](pooled), labels)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -378,6 +400,8 @@ class Data:
         if m in synth.RECOLOURED:
             cfgs = [synth.training_colours(m, s["configs"][i], rng) for i in idx]
             answers = [self.answer(synth.caption(m, c)) for c in cfgs]
+        else:
+            cfgs = [s["configs"][i] for i in idx]
         x = s["x"][idx]
         knn = None
         if m in ("image", "video", "rgbd", "rgbn"):
@@ -401,7 +425,7 @@ class Data:
                 # so the motion, not the direction of gravity, has to decide the caption.
                 r = random_rotations(x.shape[0], self.gen)
                 x = torch.cat((r @ x[:, :3], r @ x[:, 3:]), 1)
-        return x, knn, answers
+        return x, knn, answers, cfgs
 
 
 ref_mean = synth.pre.CLIP_MEAN
@@ -436,6 +460,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--aux-weight", type=float, default=1.0,
+                    help="weight of the auxiliary key-attribute loss (Aux) beside each caption loss; 0: none")
     ap.add_argument("--every-modality", action="store_true",
                     help="one batch of every modality in each step, the losses weighted by SHARE (instead of "
                     "one modality per step drawn with those weights)")
@@ -448,17 +474,20 @@ def main(argv=None):
     sp = sentencepiece.SentencePieceProcessor(model_file=args.tokenizer)
     data = Data(args.data, sp, args.seed)
     model = MetaModel(HP)
+    aux = Aux(HP)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f} M parameters", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
+    decay += [p for p in aux.parameters() if p.dim() >= 2]
+    other += [p for p in aux.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98))
     order = list(SHARE)
     weights = np.array([SHARE[m] for m in order]) / sum(SHARE.values())
     budget = args.minutes * 60
     start = time.time()
-    step, losses = 0, {m: [] for m in MODALITIES}
+    step, losses, aux_losses = 0, {m: [] for m in MODALITIES}, []
     warmup = args.warmup
     while True:
         elapsed = time.time() - start
@@ -471,16 +500,23 @@ def main(argv=None):
         opt.zero_grad(set_to_none=True)
         drawn = order if args.every_modality else [order[rng.choice(len(order), p=weights)]]
         for m in drawn:
-            x, knn, answers = data.batch(m, rng)
-            loss = model.llma(m, x, data.prompts[m], answers, rng.uniform() < OFFICIAL_LAYOUT_SHARE, knn,
-                              KEEP[m])
-            (loss * (weights[order.index(m)] if args.every_modality else 1.0)).backward()
+            x, knn, answers, cfgs = data.batch(m, rng)
+            loss, pooled = model.llma(m, x, data.prompts[m], answers, rng.uniform() < OFFICIAL_LAYOUT_SHARE, knn,
+                                      KEEP[m])
+            total = loss
+            if args.aux_weight:
+                aux_loss = aux(m, pooled, cfgs)
+                aux_losses.append(aux_loss.item())
+                total = loss + args.aux_weight * aux_loss
+            (total * (weights[order.index(m)] if args.every_modality else 1.0)).backward()
             losses[m].append(loss.item())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)
         opt.step()
         step += 1
         if step % 50 == 0:
             summary = " ".join(f"{k}={np.mean(v[-10:]):.3f}" for k, v in losses.items() if v)
+            if aux_losses:
+                summary += f" aux={np.mean(aux_losses[-10 * len(drawn):]):.3f}"
             print(f"step {step} {elapsed / 60:.1f} min lr {lr:.2e} {summary}", flush=True)
         if step % 500 == 0:
             save(model, args.out)
