@@ -480,10 +480,9 @@ def main(argv=None):
     aux = Aux(HP)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f} M parameters", flush=True)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
-    decay += [p for p in aux.parameters() if p.dim() >= 2]
-    other += [p for p in aux.parameters() if p.dim() < 2]
+    named = list(model.named_parameters()) + list(aux.named_parameters())
+    decay = [p for n, p in named if p.dim() >= 2 and "embedding" not in n]
+    other = [p for n, p in named if not (p.dim() >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98))
     order = list(SHARE)
