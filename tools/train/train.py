@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Trains the shipped default model: OneLLM's exact architecture at small widths, end to end on synth.py's data.
+# Trains the shipped default model: OneLLM's architecture at small widths on synth.py's data, CLIP first, then end to end.
 """Train a small OneLLM on the synthetic data of synth.py (docs/default-model.md).
 
 The model is OneLLM's architecture (spec = shared/docs/onellm-model-spec.md): a CLIP ViT with per-modality
@@ -15,7 +15,10 @@ the answer tokens and the closing EOS. Half of the batches lay the answer out as
 does (spec §6.4: the answer rows start 2 positions early and cannot see the last 2 prompt rows), so the model
 captions correctly in both of the engine's position modes.
 
-    train.py DATA_DIR OUT_DIR --tokenizer tokenizer.model [--minutes M | --steps N] [--seed S]
+Two stages: with --pretrain-minutes the CLIP ViT first learns the image patterns alone (pretrain_clip), as
+OneLLM starts from a pretrained CLIP; then everything trains end to end on captions.
+
+    train.py DATA_DIR OUT_DIR --tokenizer tokenizer.model [--pretrain-minutes P] [--minutes M | --steps N] [--seed S]
 """
 
 import argparse
@@ -286,9 +289,10 @@ class Transformer(nn.Module):
             w = 1 + 3 * (var > 1e-4).float()
         return torch.multinomial(w, keep).sort(1).values
 
-    def encode(self, m, x, knn=None, keep=None):
-        """keep: train on this many random tokens per frame (with their positional embeddings) instead of
-        all of them (token dropout as in FLIP); inference always uses all."""
+    def clip_features(self, m, x, knn=None, keep=None):
+        """The CLIP ViT's output [B, L + 1, W], averaged over frames. keep: train on this many random tokens per
+        frame (with their positional embeddings) instead of all of them (token dropout as in FLIP); inference
+        always uses all."""
         v = self.clip.visual
         t = self.tokens(m, x, knn)
         pos = v.positional_embedding if m in ref.IMAGE_LIKE else self.positional_embedding[m]
@@ -303,7 +307,12 @@ class Transformer(nn.Module):
         h = v.ln_pre(h)
         for blk in v.transformer.resblocks:
             h = blk(h)
-        h = v.ln_post(h).view(B, T, L + 1, W).mean(1)
+        return v.ln_post(h).view(B, T, L + 1, W).mean(1)
+
+    def encode(self, m, x, knn=None, keep=None):
+        """The modality block [B, 32, D] and the UPM's output averaged over its tokens [B, W]."""
+        h = self.clip_features(m, x, knn, keep)
+        B = h.shape[0]
         h = torch.cat((self.resample_tokens[m].expand(B, -1, -1), self.clip_proj1[m](h)), 1)
         N = self.hp["resample_tokens"]
         w = self.routers[m](self.resample_tokens[m][0])                      # [N, experts]
@@ -396,9 +405,10 @@ class Data:
             self.answers[caption] = list(self.sp.encode(caption)) + [ref.EOS_ID]
         return self.answers[caption]
 
-    def batch(self, m, rng):
+    def batch(self, m, rng, n=None):
+        """n samples (BATCH[m] by default) drawn at random, with their model input, answers and configurations."""
         s = self.sets[m]
-        idx = rng.choice(len(s["answers"]), min(BATCH[m], len(s["answers"])), replace=False)
+        idx = rng.choice(len(s["answers"]), min(n or BATCH[m], len(s["answers"])), replace=False)
         answers = [s["answers"][i] for i in idx]
         if m in synth.RECOLOURED:
             cfgs = [synth.training_colours(m, s["configs"][i], rng) for i in idx]
@@ -435,6 +445,51 @@ ref_mean = synth.pre.CLIP_MEAN
 ref_std = synth.pre.CLIP_STD
 
 
+# --------------------------------------------------------------------------------- schedule, stage 1
+
+def scheduled(lr, step, warmup, progress):
+    """Learning rate at a step: linear warm-up, then cosine decay to 5 % as progress (0..1) runs."""
+    return lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# Stage 1 batches: images, and videos of 4 random frames each
+PRETRAIN_BATCH = {"image": 32, "video": 8}
+
+
+def pretrain_clip(model, data, rng, minutes, lr, warmup):
+    """Stage 1: the CLIP ViT learns to tell the image patterns apart on its own, a linear head on the mean of its
+    output tokens classifying IMAGE_PATTERNS (the head is dropped afterwards). OneLLM starts from a pretrained
+    CLIP; trained end to end from scratch, this one named the two-colour patterns of a third of its own training
+    images, the caption loss reaching it through the whole LLM and the aux loss through the UPM. Alone it tells
+    them apart in minutes (docs/default-model.md)."""
+    visual = model.llma.clip.visual
+    patterns = list(synth.IMAGE_PATTERNS)
+    head = nn.Linear(HP["clip_width"], len(patterns))
+    params = list(visual.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
+    budget, start, step, losses = minutes * 60, time.time(), 0, []
+    while time.time() - start < budget:
+        progress = (time.time() - start) / budget
+        for g in opt.param_groups:
+            g["lr"] = scheduled(lr, step, warmup, progress)
+        opt.zero_grad(set_to_none=True)
+        loss, n = 0, 0
+        for m, size in PRETRAIN_BATCH.items():
+            x, _, _, cfgs = data.batch(m, rng, size)
+            labels = torch.tensor([patterns.index(c["pattern"]) for c in cfgs])
+            loss = loss + F.cross_entropy(head(model.llma.clip_features(m, x).mean(1)), labels, reduction="sum")
+            n += len(cfgs)
+        (loss / n).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item() / n)
+        step += 1
+        if step % 100 == 0:
+            print(f"stage 1 step {step} {(time.time() - start) / 60:.1f} min pattern={np.mean(losses[-50:]):.3f}",
+                  flush=True)
+    print(f"stage 1: {step} steps in {(time.time() - start) / 60:.1f} min", flush=True)
+
+
 # ------------------------------------------------------------------------------------------ main
 
 def params_json(hp):
@@ -465,6 +520,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--aux-weight", type=float, default=1.0,
                     help="weight of the auxiliary key-attribute loss (Aux) beside each caption loss; 0: none")
+    ap.add_argument("--pretrain-minutes", type=float, default=0.0,
+                    help="stage 1: train the CLIP ViT alone on the image patterns this long first (pretrain_clip)")
     ap.add_argument("--every-modality", action="store_true",
                     help="one batch of every modality in each step, the losses weighted by SHARE (instead of "
                     "one modality per step drawn with those weights)")
@@ -480,6 +537,8 @@ def main(argv=None):
     aux = Aux(HP)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f} M parameters", flush=True)
+    if args.pretrain_minutes:
+        pretrain_clip(model, data, rng, args.pretrain_minutes, args.lr, warmup=args.warmup)
     named = list(model.named_parameters()) + list(aux.named_parameters())
     decay = [p for n, p in named if p.dim() >= 2 and "embedding" not in n]
     other = [p for n, p in named if not (p.dim() >= 2 and "embedding" not in n)]
@@ -496,7 +555,7 @@ def main(argv=None):
         progress = step / args.steps if args.steps else elapsed / budget
         if progress >= 1:
             break
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        lr = scheduled(args.lr, step, warmup, progress)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
