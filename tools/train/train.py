@@ -360,6 +360,12 @@ class MetaModel(nn.Module):
         self.llma = Transformer(hp)
 
 
+def key_labels(m, cfgs):
+    """Class indices of the configurations' key attribute (AUX_CLASSES)."""
+    key, classes = AUX_CLASSES[m]
+    return torch.tensor([classes.index(c[key]) for c in cfgs])
+
+
 class Aux(nn.Module):
     """Training-only heads that classify each modality's key attribute from the UPM's pooled output. The
     caption loss reaches the encoder through the whole LLM and rests on one or two answer tokens; this
@@ -370,9 +376,7 @@ class Aux(nn.Module):
         self.heads = nn.ModuleDict({m: nn.Linear(hp["clip_width"], len(AUX_CLASSES[m][1])) for m in MODALITIES})
 
     def forward(self, m, pooled, cfgs):
-        key, classes = AUX_CLASSES[m]
-        labels = torch.tensor([classes.index(c[key]) for c in cfgs])
-        return F.cross_entropy(self.heads[m](pooled), labels)
+        return F.cross_entropy(self.heads[m](pooled), key_labels(m, cfgs))
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -463,8 +467,7 @@ def pretrain_clip(model, data, rng, minutes, lr, warmup):
     images, the caption loss reaching it through the whole LLM and the aux loss through the UPM. Alone it tells
     them apart in minutes (docs/default-model.md)."""
     visual = model.llma.clip.visual
-    patterns = list(synth.IMAGE_PATTERNS)
-    head = nn.Linear(HP["clip_width"], len(patterns))
+    head = nn.Linear(HP["clip_width"], len(synth.IMAGE_PATTERNS))
     params = list(visual.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
     budget, start, step, losses = minutes * 60, time.time(), 0, []
@@ -476,8 +479,8 @@ def pretrain_clip(model, data, rng, minutes, lr, warmup):
         loss, n = 0, 0
         for m, size in PRETRAIN_BATCH.items():
             x, _, _, cfgs = data.batch(m, rng, size)
-            labels = torch.tensor([patterns.index(c["pattern"]) for c in cfgs])
-            loss = loss + F.cross_entropy(head(model.llma.clip_features(m, x).mean(1)), labels, reduction="sum")
+            features = model.llma.clip_features(m, x).mean(1)
+            loss = loss + F.cross_entropy(head(features), key_labels(m, cfgs), reduction="sum")
             n += len(cfgs)
         (loss / n).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
