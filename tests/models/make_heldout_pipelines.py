@@ -2,8 +2,10 @@
 """The held-out cases of tools/train/heldout.json as GStreamer pipeline heads, for test-default-model.
 
 Writes OUT_DIR/cases.tsv, one case a line: id, modality (the engine's name), keyword, the pipeline from the
-source to the modality tokenizer, and the .npy input the test pushes through appsrc (or "-"). The simulated
-modalities' inputs (IMU, points, depth/normal scenes, fMRI) are written to OUT_DIR by synth.py.
+source to the modality tokenizer, the .npy input the test pushes through appsrc (or "-"), and whether the case
+must be right ("required") or counts towards its modality's accuracy ("heldout"). The simulated modalities'
+inputs (IMU, points, depth/normal scenes, fMRI) are written to OUT_DIR by synth.py. The last case is the
+README's main job, which must name the ball in every caption.
 Usage: make_heldout_pipelines.py OUT_DIR [--cases N]   (the first N cases of every modality)
 """
 
@@ -19,6 +21,8 @@ import synth  # noqa: E402
 
 ENGINE_NAMES = {"rgbd": "depth", "rgbn": "normal"}
 NS = 1000000000
+# The main job of README.md and setup.sh (`./setup.sh run`): a live ball, one caption a second for 3 s
+MAIN_JOB = "videotestsrc is-live=true pattern=ball num-buffers=90 ! onellmimagetok interval=1000000000"
 
 
 def head(case, out):
@@ -66,7 +70,8 @@ def main(argv=None):
         for c in cases:
             pipeline, npy = head(c, args.out)
             m = ENGINE_NAMES.get(c["modality"], c["modality"])
-            f.write("\t".join([c["id"], m, c["keyword"], pipeline, npy or "-"]) + "\n")
+            f.write("\t".join([c["id"], m, c["keyword"], pipeline, npy or "-", "heldout"]) + "\n")
+        f.write("\t".join(["main-job", "image", "ball", MAIN_JOB, "-", "required"]) + "\n")
 
 
 if __name__ == "__main__":
