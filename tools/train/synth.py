@@ -86,6 +86,16 @@ def gst_video(cfg, n_frames):
     return data.reshape(n_frames, cfg["height"], cfg["width"], 3)
 
 
+def gst_frame(cfg, index):
+    """uint8 [H, W, 3] frame number index of videotestsrc with the settings of cfg."""
+    with tempfile.NamedTemporaryFile(suffix=".raw") as f:
+        # multifilesink without a %d in its location rewrites the one file with every frame: the last one stays
+        subprocess.run(["gst-launch-1.0", "-q"] + video_pipeline(cfg, index + 1).split()
+                       + ["!", "multifilesink", f"location={f.name}"], check=True)
+        data = np.fromfile(f.name, np.uint8)
+    return data.reshape(cfg["height"], cfg["width"], 3)
+
+
 def video_source(cfg):
     """The videotestsrc element and caps of a configuration, as gst-launch syntax."""
     props = [f"pattern={cfg['pattern']}"]
@@ -145,6 +155,9 @@ IMAGE_PATTERNS = {
 TRAIN_SIZES = [(320, 240), (640, 480), (224, 224), (400, 300), (160, 120), (256, 256), (300, 400), (640, 360),
                (320, 180)]
 HELDOUT_SIZES = [(352, 288), (480, 270)]
+# videotestsrc's ball runs its path in 200 frames across and 141 down: training images show it anywhere on its
+# path (a camera's frame at any time), the held-out ones at its start as the main job's first caption does.
+BALL_FRAMES = 200
 MOTIONS = {"wavy": "moving around", "sweep": "circling", "hsweep": "sweeping down"}
 
 
@@ -180,6 +193,8 @@ def draw_visual(rng, heldout):
 
 def image_sample(rng, heldout=False):
     cfg, keyword = draw_visual(rng, heldout)
+    if cfg["pattern"] == "ball" and not heldout:
+        cfg["frame"] = int(rng.integers(BALL_FRAMES))
     return cfg, caption("image", cfg), keyword
 
 
@@ -191,8 +206,8 @@ def video_sample(rng, heldout=False):
 
 
 def image_input(cfg):
-    """uint8 224x224x3 crop of the first frame (the image transform before normalisation)."""
-    return pre.image_eval_crop(gst_video(cfg, 1)[0])
+    """uint8 224x224x3 crop of frame cfg['frame'] (default the first; the image transform before normalisation)."""
+    return pre.image_eval_crop(gst_frame(cfg, cfg.get("frame", 0)))
 
 
 VIDEO_SECONDS = 3
@@ -239,13 +254,16 @@ def audio_pair_heldout(wave, i):
     return (i + list(WAVES).index(wave)) % 4 == 0
 
 
-def training_frequency(wave, rng):
+def training_frequency(rng):
     """A frequency (10 Hz steps, log-uniform over FREQS's range) for a training sample of a pitched wave: not
-    within 8 % of a held-out pair's. Continuous frequencies keep the model from tying a wave to the few
-    frequencies it was heard at."""
+    within 8 % of any of FREQS, whatever the wave. Continuous frequencies keep the model from tying a wave to the
+    few frequencies it was heard at; keeping every wave away from the held-out frequencies keeps it from
+    learning which wave a held-out frequency has from the waves it never hears there (with only the held-out
+    pair's wave kept away, the 1320 Hz sawtooth became the square wave training had there, and the 440 Hz
+    square the sawtooth)."""
     while True:
         f = round(float(np.exp(rng.uniform(math.log(100), math.log(3700)))), -1)
-        if all(abs(f / FREQS[i] - 1) > 0.08 for i in range(len(FREQS)) if audio_pair_heldout(wave, i)):
+        if all(abs(f / g - 1) > 0.08 for g in FREQS):
             return int(f)
 
 
@@ -260,7 +278,7 @@ def audio_sample(rng, heldout=False):
                 break
         cfg["freq"] = FREQS[i]
     elif "{f}" in WAVES[wave]:
-        cfg["freq"] = training_frequency(wave, rng)
+        cfg["freq"] = training_frequency(rng)
     elif heldout:
         cfg["volume"] = round(float(rng.choice([0.1, 0.9])), 2)   # a level outside the training range
     return cfg, WAVES[wave].format(f=cfg.get("freq")), WAVE_KEYWORD[wave]
@@ -283,9 +301,18 @@ IMU_KEYWORD = {"still": "still", "walking": "walking", "running": "running", "tu
                "shaking": "shaking"}
 ORIENTATIONS = ["flat", "upright", "sideways", "tilted"]
 # Sample rates (Hz). Resampling to 200 Hz rings at the window's edges over a width that grows as the rate falls:
-# with training at 100 and 200 Hz only, the wider ringing of 50 Hz read as turning.
-IMU_TRAIN_RATES = [75, 100, 150, 200, 300]
+# with training at 100 and 200 Hz only, the wider ringing of 50 Hz read as turning, and with training at 75 to
+# 300 Hz a still device at 50 Hz read as walking. Training draws rates from IMU_TRAIN_RANGE in steps of 5 Hz
+# (keeping the resampler's phases few), none within 8 % of a held-out rate, as audio does with frequencies.
+IMU_TRAIN_RANGE = (30, 600)
 IMU_HELDOUT_RATES = [50, 400]
+
+
+def imu_train_rate(rng):
+    while True:
+        rate = 5 * int(rng.integers(IMU_TRAIN_RANGE[0] // 5, IMU_TRAIN_RANGE[1] // 5 + 1))
+        if all(abs(rate / r - 1) > 0.08 for r in IMU_HELDOUT_RATES):
+            return rate
 
 
 def rotation(name, rng):
@@ -338,7 +365,7 @@ def imu_sample(rng, heldout=False):
     cadence = {"still": 0.0, "walking": rng.uniform(1.5, 2.2), "running": rng.uniform(2.5, 3.5),
                "turning": rng.uniform(1.0, 3.0), "shaking": rng.uniform(1.5, 3.0)}[motion]
     cfg = {"motion": motion, "orientation": ORIENTATIONS[o], "cadence": round(float(cadence), 2),
-           "rate": int(rng.choice(IMU_HELDOUT_RATES if heldout else IMU_TRAIN_RATES)),
+           "rate": int(rng.choice(IMU_HELDOUT_RATES)) if heldout else imu_train_rate(rng),
            "seed": int(rng.integers(1 << 31))}
     return cfg, IMU_MOTIONS[motion], IMU_KEYWORD[motion]
 
