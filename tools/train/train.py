@@ -15,8 +15,8 @@ the answer tokens and the closing EOS. Half of the batches lay the answer out as
 does (spec §6.4: the answer rows start 2 positions early and cannot see the last 2 prompt rows), so the model
 captions correctly in both of the engine's position modes.
 
-Two stages: with --pretrain-minutes the CLIP ViT first learns the image patterns alone (pretrain_clip), as
-OneLLM starts from a pretrained CLIP; then everything trains end to end on captions.
+Two stages: with --pretrain-minutes the CLIP ViT first learns the image patterns, audio waves and IMU motions
+alone (pretrain_clip), as OneLLM starts from a pretrained CLIP; then everything trains end to end on captions.
 
     train.py DATA_DIR OUT_DIR --tokenizer tokenizer.model [--pretrain-minutes P] [--minutes M | --steps N] [--seed S]
 """
@@ -51,13 +51,14 @@ HP = dict(clip_width=64, clip_layers=2, clip_heads=2, clip_mlp=256, patch=14,
           experts=3, upm_blocks=2, upm_heads=2, resample_tokens=30,
           llm_dim=128, llm_layers=2, llm_heads=4, multiple_of=256, norm_eps=1e-5, vocab=32000,
           audio_kernel=16, fmri_voxels=15724, fmri_tokens=8, point_groups=1024, imu_kernel=10)
-# Samples per batch and the share of the steps per modality (the harder visual ones get more)
-BATCH = {"image": 8, "video": 4, "audio": 8, "point": 8, "rgbd": 6, "rgbn": 6, "fmri": 8, "imu": 16}
+# Samples per batch, and the share of each modality: of the steps, or with --every-modality the weight of its
+# loss (the harder visual ones and audio get more)
+BATCH = {"image": 8, "video": 4, "audio": 12, "point": 8, "rgbd": 6, "rgbn": 6, "fmri": 8, "imu": 16}
 # Tokens per frame kept by token dropout during training (all of them at inference)
 # (images and scenes keep all: a small ball or object covers a few patches that dropout would often remove,
 # and its shape lies in them; audio keeps a third, the patches that vary first: Transformer.kept_tokens)
 KEEP = {"image": None, "video": 128, "audio": 384, "point": 128, "rgbd": None, "rgbn": None, "fmri": None, "imu": 96}
-SHARE = {"image": 3, "video": 2, "audio": 3, "point": 3, "rgbd": 3, "rgbn": 3, "fmri": 1, "imu": 2}
+SHARE = {"image": 3, "video": 2, "audio": 4, "point": 3, "rgbd": 3, "rgbn": 3, "fmri": 1, "imu": 2}
 # The key attribute of each modality's configurations (synth.py), classified from the UPM's output by an
 # auxiliary head during training (Aux); the heads are not part of the model and are not saved.
 AUX_CLASSES = {"image": ("pattern", list(synth.IMAGE_PATTERNS)), "video": ("pattern", list(synth.IMAGE_PATTERNS)),
@@ -456,19 +457,19 @@ def scheduled(lr, step, warmup, progress):
     return lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-# Stage 1 batches: images, and videos of 4 random frames each
-PRETRAIN_BATCH = {"image": 32, "video": 8}
+# Stage 1 batches (videos of 4 random frames; tokens kept as in stage 2, KEEP)
+PRETRAIN_BATCH = {"image": 32, "video": 8, "audio": 16, "imu": 8}
 
 
 def pretrain_clip(model, data, rng, minutes, lr, warmup):
-    """Stage 1: the CLIP ViT learns to tell the image patterns apart on its own, a linear head on the mean of its
-    output tokens classifying IMAGE_PATTERNS (the head is dropped afterwards). OneLLM starts from a pretrained
-    CLIP; trained end to end from scratch, this one named the two-colour patterns of a third of its own training
-    images, the caption loss reaching it through the whole LLM and the aux loss through the UPM. Alone it tells
-    them apart in minutes (docs/default-model.md)."""
-    visual = model.llma.clip.visual
-    head = nn.Linear(HP["clip_width"], len(synth.IMAGE_PATTERNS))
-    params = list(visual.parameters()) + list(head.parameters())
+    """Stage 1: the CLIP ViT and the modalities' tokenizers learn the key attribute (AUX_CLASSES) of the modalities
+    of PRETRAIN_BATCH on their own, a linear head per modality on the mean of the CLIP's output tokens (the heads
+    are dropped afterwards). OneLLM starts from a pretrained CLIP; trained end to end from scratch, this one
+    named the two-colour patterns of a third of its own training images, the caption loss reaching it through
+    the whole LLM and the aux loss through the UPM. Alone it tells them apart in minutes (docs/default-model.md);
+    audio and IMU, which share the CLIP, learn beside the images so that it does not become an image model only."""
+    head = nn.ModuleDict({m: nn.Linear(HP["clip_width"], len(AUX_CLASSES[m][1])) for m in PRETRAIN_BATCH})
+    params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
     budget, start, step, losses = minutes * 60, time.time(), 0, []
     while time.time() - start < budget:
@@ -479,8 +480,8 @@ def pretrain_clip(model, data, rng, minutes, lr, warmup):
         loss, n = 0, 0
         for m, size in PRETRAIN_BATCH.items():
             x, _, _, cfgs = data.batch(m, rng, size)
-            features = model.llma.clip_features(m, x).mean(1)
-            loss = loss + F.cross_entropy(head(features), key_labels(m, cfgs), reduction="sum")
+            features = model.llma.clip_features(m, x, None, KEEP[m]).mean(1)
+            loss = loss + F.cross_entropy(head[m](features), key_labels(m, cfgs), reduction="sum")
             n += len(cfgs)
         (loss / n).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -488,7 +489,7 @@ def pretrain_clip(model, data, rng, minutes, lr, warmup):
         losses.append(loss.item() / n)
         step += 1
         if step % 100 == 0:
-            print(f"stage 1 step {step} {(time.time() - start) / 60:.1f} min pattern={np.mean(losses[-50:]):.3f}",
+            print(f"stage 1 step {step} {(time.time() - start) / 60:.1f} min loss={np.mean(losses[-50:]):.3f}",
                   flush=True)
     print(f"stage 1: {step} steps in {(time.time() - start) / 60:.1f} min", flush=True)
 
@@ -524,7 +525,7 @@ def main(argv=None):
     ap.add_argument("--aux-weight", type=float, default=1.0,
                     help="weight of the auxiliary key-attribute loss (Aux) beside each caption loss; 0: none")
     ap.add_argument("--pretrain-minutes", type=float, default=0.0,
-                    help="stage 1: train the CLIP ViT alone on the image patterns this long first (pretrain_clip)")
+                    help="stage 1: train the CLIP ViT alone on the key attributes this long first (pretrain_clip)")
     ap.add_argument("--every-modality", action="store_true",
                     help="one batch of every modality in each step, the losses weighted by SHARE (instead of "
                     "one modality per step drawn with those weights)")
