@@ -195,14 +195,14 @@ main (int argc, char **argv)
   for (guint i = 0; lines[i] && *lines[i]; i++) {
     g_auto (GStrv) f = g_strsplit (lines[i], "\t", -1);
     OlModality m;
-    if (g_strv_length (f) != 6 || !ol_modality_from_name (f[1], &m) ||
-        (strcmp (f[5], "required") != 0 && strcmp (f[5], "heldout") != 0)) {
+    gboolean heldout = g_strv_length (f) == 6 && strcmp (f[5], "heldout") == 0;
+    if (g_strv_length (f) != 6 || !ol_modality_from_name (f[1], &m) || (!heldout && strcmp (f[5], "required") != 0)) {
       g_printerr ("%s:%u: malformed case\n", argv[1], i + 1);
       status = 1;
       break;
     }
     gboolean ok = run_case (f, m, &error);
-    if (strcmp (f[5], "heldout") == 0) {
+    if (heldout) {
       right[m] += ok;
       total[m]++;
     } else if (!ok && !error) {

@@ -77,23 +77,15 @@ def unnamed_colour(rng):
 
 # ------------------------------------------------------------------------------------------ GStreamer sources
 
-def gst_video(cfg, n_frames):
-    """uint8 [n, H, W, 3] frames of videotestsrc with the settings of cfg."""
+def gst_video(cfg, n_frames, last_only=False):
+    """uint8 [n, H, W, 3] frames of videotestsrc with the settings of cfg; [1, H, W, 3] the last with last_only."""
+    # multifilesink without a %d in its location rewrites the one file with every frame: the last one stays
+    sink = "multifilesink" if last_only else "filesink"
     with tempfile.NamedTemporaryFile(suffix=".raw") as f:
         subprocess.run(["gst-launch-1.0", "-q"] + video_pipeline(cfg, n_frames).split()
-                       + ["!", "filesink", f"location={f.name}"], check=True)
+                       + ["!", sink, f"location={f.name}"], check=True)
         data = np.fromfile(f.name, np.uint8)
-    return data.reshape(n_frames, cfg["height"], cfg["width"], 3)
-
-
-def gst_frame(cfg, index):
-    """uint8 [H, W, 3] frame number index of videotestsrc with the settings of cfg."""
-    with tempfile.NamedTemporaryFile(suffix=".raw") as f:
-        # multifilesink without a %d in its location rewrites the one file with every frame: the last one stays
-        subprocess.run(["gst-launch-1.0", "-q"] + video_pipeline(cfg, index + 1).split()
-                       + ["!", "multifilesink", f"location={f.name}"], check=True)
-        data = np.fromfile(f.name, np.uint8)
-    return data.reshape(cfg["height"], cfg["width"], 3)
+    return data.reshape(-1, cfg["height"], cfg["width"], 3)
 
 
 def video_source(cfg):
@@ -207,7 +199,7 @@ def video_sample(rng, heldout=False):
 
 def image_input(cfg):
     """uint8 224x224x3 crop of frame cfg['frame'] (default the first; the image transform before normalisation)."""
-    return pre.image_eval_crop(gst_frame(cfg, cfg.get("frame", 0)))
+    return pre.image_eval_crop(gst_video(cfg, cfg.get("frame", 0) + 1, last_only=True)[0])
 
 
 VIDEO_SECONDS = 3
@@ -254,6 +246,11 @@ def audio_pair_heldout(wave, i):
     return (i + list(WAVES).index(wave)) % 4 == 0
 
 
+def clear_of(x, held_out):
+    """True when x (a frequency, a sample rate) is more than 8 % from every held-out value."""
+    return all(abs(x / v - 1) > 0.08 for v in held_out)
+
+
 def training_frequency(rng):
     """A frequency (10 Hz steps, log-uniform over FREQS's range) for a training sample of a pitched wave: not
     within 8 % of any of FREQS, whatever the wave. Continuous frequencies keep the model from tying a wave to the
@@ -263,7 +260,7 @@ def training_frequency(rng):
     square the sawtooth)."""
     while True:
         f = round(float(np.exp(rng.uniform(math.log(100), math.log(3700)))), -1)
-        if all(abs(f / g - 1) > 0.08 for g in FREQS):
+        if clear_of(f, FREQS):
             return int(f)
 
 
@@ -311,7 +308,7 @@ IMU_HELDOUT_RATES = [50, 400]
 def imu_train_rate(rng):
     while True:
         rate = 5 * int(rng.integers(IMU_TRAIN_RANGE[0] // 5, IMU_TRAIN_RANGE[1] // 5 + 1))
-        if all(abs(rate / r - 1) > 0.08 for r in IMU_HELDOUT_RATES):
+        if clear_of(rate, IMU_HELDOUT_RATES):
             return rate
 
 

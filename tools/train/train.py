@@ -368,7 +368,8 @@ def key_labels(m, cfgs):
 
 
 class Aux(nn.Module):
-    """Training-only heads that classify each modality's key attribute from the UPM's pooled output. The
+    """Training-only heads that classify each modality's key attribute from pooled features: the UPM's output in
+    stage 2, the CLIP's in stage 1 (pretrain_clip). The
     caption loss reaches the encoder through the whole LLM and rests on one or two answer tokens; this
     loss gives the encoder and the UPM the same evidence directly."""
 
@@ -468,7 +469,7 @@ def pretrain_clip(model, data, rng, minutes, lr, warmup):
     named the two-colour patterns of a third of its own training images, the caption loss reaching it through
     the whole LLM and the aux loss through the UPM. Alone it tells them apart in minutes (docs/default-model.md);
     audio and IMU, which share the CLIP, learn beside the images so that it does not become an image model only."""
-    head = nn.ModuleDict({m: nn.Linear(HP["clip_width"], len(AUX_CLASSES[m][1])) for m in PRETRAIN_BATCH})
+    head = Aux(HP)
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
     budget, start, step, losses = minutes * 60, time.time(), 0, []
@@ -481,7 +482,7 @@ def pretrain_clip(model, data, rng, minutes, lr, warmup):
         for m, size in PRETRAIN_BATCH.items():
             x, _, _, cfgs = data.batch(m, rng, size)
             features = model.llma.clip_features(m, x, None, KEEP[m]).mean(1)
-            loss = loss + F.cross_entropy(head[m](features), key_labels(m, cfgs), reduction="sum")
+            loss = loss + head(m, features, cfgs) * len(cfgs)
             n += len(cfgs)
         (loss / n).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
