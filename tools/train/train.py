@@ -369,9 +369,8 @@ def key_labels(m, cfgs):
 
 class Aux(nn.Module):
     """Training-only heads that classify each modality's key attribute from pooled features: the UPM's output in
-    stage 2, the CLIP's in stage 1 (pretrain_clip). The
-    caption loss reaches the encoder through the whole LLM and rests on one or two answer tokens; this
-    loss gives the encoder and the UPM the same evidence directly."""
+    stage 2, the CLIP's in stage 1 (pretrain_clip). The caption loss reaches the encoder through the whole LLM
+    and rests on one or two answer tokens; this loss gives the encoder and the UPM the same evidence directly."""
 
     def __init__(self, hp):
         super().__init__()
