@@ -261,6 +261,11 @@ ol_preprocess_audio (const void *samples, OlSampleFormat format, int channels, g
       g_free (x);
       return FALSE;
     }
+    /* The model heard torchaudio.load's [-1, 1]. A sample past full scale (an overdriven stream, or the first
+     * sample of each of audiotestsrc's ticks, which GStreamer leaves unwritten: whatever the memory held) is
+     * clipped rather than let one garbage value swamp its fbank frames. */
+    for (gsize i = 0; i < total; i++)
+      in[i] = CLAMP (in[i], -1.0f, 1.0f);
   } else {
     const gint16 *s = samples;
     for (gsize i = 0; i < total; i++)

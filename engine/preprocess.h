@@ -85,7 +85,7 @@ OL_API gboolean ol_preprocess_video_frame (const OlImage *frame, int size, int n
 /* ---- audio ---- */
 
 typedef enum {
-  OL_SAMPLE_F32,    /* float in [-1, 1] */
+  OL_SAMPLE_F32,    /* float in [-1, 1]; samples past full scale are clipped to it */
   OL_SAMPLE_S16,    /* signed 16-bit, divided by 32768 like torchaudio.load */
 } OlSampleFormat;
 

@@ -489,6 +489,34 @@ test_audio_truncate (void)
   assert_close ("audio truncated to 1024 frames", a, b, sz, 1e-6f);
 }
 
+/* Samples past full scale are heard at full scale: a tick whose first sample holds garbage (as audiotestsrc's
+ * ticks leave it) gives the frames of the same tick starting at +-1, and differs from the unclipped tick's. */
+static void
+test_audio_clip (void)
+{
+  const gint64 n = 16000;
+  g_autofree float *x = g_new (float, n), *y = g_new (float, n);
+  for (gint64 i = 0; i < n; i++)
+    x[i] = y[i] = i % 4000 < 800 ? (float) (0.4 * sin (2 * M_PI * 660 * i / 16000.0)) : 0.0f;
+  const gsize sz = (gsize) OL_AUDIO_MEL_BINS * OL_AUDIO_FRAMES;
+  g_autofree float *a = g_new (float, sz), *b = g_new (float, sz);
+  for (int k = 0; k < 4; k++) {
+    x[k * 4000] = k % 2 ? -1.7e38f : 12.5f;
+    y[k * 4000] = k % 2 ? -1.0f : 1.0f;
+  }
+  g_assert_true (ol_preprocess_audio (x, OL_SAMPLE_F32, 1, n, 16000, OL_AUDIO_MEL_BINS, OL_AUDIO_FRAMES, a,
+                                      NULL));
+  g_assert_true (ol_preprocess_audio (y, OL_SAMPLE_F32, 1, n, 16000, OL_AUDIO_MEL_BINS, OL_AUDIO_FRAMES, b,
+                                      NULL));
+  for (gsize i = 0; i < sz; i++)
+    g_assert_cmpfloat (a[i], ==, b[i]);
+  for (int k = 0; k < 4; k++)
+    y[k * 4000] = 0.0f;
+  g_assert_true (ol_preprocess_audio (y, OL_SAMPLE_F32, 1, n, 16000, OL_AUDIO_MEL_BINS, OL_AUDIO_FRAMES, b,
+                                      NULL));
+  g_assert_cmpfloat (fabsf (a[0] - b[0]), >, 1e-3f);
+}
+
 static void
 test_audio_errors (void)
 {
@@ -714,6 +742,7 @@ main (int argc, char **argv)
   g_test_add_func ("/preprocess/video-frames", test_video_frames);
   g_test_add_func ("/preprocess/audio", test_audio);
   g_test_add_func ("/preprocess/audio-truncate", test_audio_truncate);
+  g_test_add_func ("/preprocess/audio-clip", test_audio_clip);
   g_test_add_func ("/preprocess/audio-errors", test_audio_errors);
   g_test_add_func ("/preprocess/point", test_point_golden);
   g_test_add_func ("/preprocess/point-counts", test_point_counts);

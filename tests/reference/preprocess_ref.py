@@ -227,8 +227,8 @@ def kaldi_fbank(wav, n_mels=128):
 
 def audio_features(wav, rate, n_mels=128, target=1024):
     """wav [C, N] float32 in [-1, 1] → (the log-mel rows before padding [frames, n_mels],
-    the model input [1, n_mels, target])."""
-    x = resample(wav, rate, 16000)
+    the model input [1, n_mels, target]). Samples past full scale are clipped, as the engine does."""
+    x = resample(np.clip(wav, np.float32(-1), np.float32(1)), rate, 16000)
     x = (x - np.float32(x.astype(np.float64).mean())).astype(np.float32)
     fb = kaldi_fbank(x, n_mels).astype(np.float32)
     n = fb.shape[0]
