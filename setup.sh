@@ -44,8 +44,6 @@ case "$mode" in
       ! onellmimagetok interval=1000000000 ! onellmencoder ! onellmcaptionsink print=true
     ;;
   test)
-    # The default model's held-out accuracy (suite 'accuracy') is run apart until its audio cases give the same
-    # captions from run to run: docs/default-model.md.
-    meson test -C "$build" --print-errorlogs --num-processes "${TEST_JOBS:-$(nproc)}" --no-suite accuracy
+    meson test -C "$build" --print-errorlogs --num-processes "${TEST_JOBS:-$(nproc)}"
     ;;
 esac
