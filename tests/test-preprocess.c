@@ -489,8 +489,9 @@ test_audio_truncate (void)
   assert_close ("audio truncated to 1024 frames", a, b, sz, 1e-6f);
 }
 
-/* Samples past full scale are heard at full scale: a tick whose first sample holds garbage (as audiotestsrc's
- * ticks leave it) gives the frames of the same tick starting at +-1, and differs from the unclipped tick's. */
+/* Samples past full scale are heard at full scale: ticks whose first sample holds garbage (as audiotestsrc's
+ * ticks leave it) give the frames of the same ticks starting at +-1, which differ from ticks starting at 0 (so
+ * the comparison does see that sample). */
 static void
 test_audio_clip (void)
 {
