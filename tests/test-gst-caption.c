@@ -512,6 +512,16 @@ count_messages (GstBus *bus, GstMessageType type)
   return n;
 }
 
+/* Tears down a harness whose bin posts to a bus of the test's own. Messages queued on that bus hold their
+ * sources, which hold the bus: flushing drops them (and those the teardown posts) so that both are freed. */
+static void
+teardown_with_bus (GstHarness *h, GstBus *bus)
+{
+  gst_bus_set_flushing (bus, TRUE);
+  gst_harness_teardown (h);
+  gst_object_unref (bus);
+}
+
 /* Waits up to timeout for a uint64 property of element to reach want. */
 static guint64
 wait_for (GstElement *element, const char *property, guint64 want, GstClockTime timeout)
@@ -587,7 +597,8 @@ test_leaky (void)
     g_usleep (G_USEC_PER_SEC / 30);
   }
   g_test_message ("longest push %.1f ms", longest / 1e3);
-  g_assert_cmpint (longest, <, 100000);
+  /* a push that waited for the generation would take most of its seconds; 0.5 s leaves room for valgrind */
+  g_assert_cmpint (longest, <, 500000);
   guint64 dropped;
   GstElement *caption = gst_harness_find_element (h, "onellmcaption");
   g_object_get (caption, "dropped", &dropped, NULL);
@@ -597,9 +608,8 @@ test_leaky (void)
   g_assert_cmpuint (gst_harness_buffers_in_queue (h), ==, 0);
   gst_buffer_unref (block);
   gint64 start = g_get_monotonic_time ();
-  gst_harness_teardown (h);
+  teardown_with_bus (h, bus);
   g_test_message ("teardown during the generation: %.1f ms", (g_get_monotonic_time () - start) / 1e3);
-  gst_object_unref (bus);
 }
 
 static GstPadProbeReturn
@@ -720,8 +730,7 @@ assert_caps_refused (const char *element, const char *caps)
   g_assert_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT);
   g_assert_nonnull (strstr (error->message, "do not fit"));
   gst_message_unref (msg);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
+  teardown_with_bus (h, bus);
 }
 
 /* Missing and corrupt model files, caps of another model, a buffer of the wrong size. */
@@ -760,8 +769,7 @@ test_errors (void)
   gst_message_parse_error (msg, &error, NULL);
   g_assert_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT);
   gst_message_unref (msg);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
+  teardown_with_bus (h, bus);
 }
 
 int
